@@ -1,0 +1,88 @@
+"""The two reproduced methods, built from a resolved method config.
+
+`build_model(method, config, pretrained)` gives an `nn.Module` whose forward
+returns a dict of logits (P(live) after a sigmoid), with `.loss(logits,
+is_live)` and `.score_key` naming the logit that scores a sample. Pretrained
+weights come only from local files named in params.yaml (`pretrained:`);
+nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fas.models.motion import MotionNet
+from fas.models.sdnet import SDNet
+
+METHODS = ("sdnet", "motion")
+
+
+def build_model(method: str, config: dict, pretrained: dict | None = None,
+                modalities: list[str] | None = None) -> nn.Module:
+    """The model of `method` from its resolved config (see `fas.config.method_config`).
+
+    `modalities` overrides the config's (CeFA protocol 3 trains one modality).
+    """
+    pretrained = pretrained or {}
+    if method == "sdnet":
+        model = SDNet(modalities or config["modalities"], config["branches"], width=config["width"],
+                      fusion=config["fusion"], backward_feeding=config["backward_feeding"],
+                      loss_terms=config["loss_terms"])
+        if pretrained.get("resnet18"):
+            state = load_state_file(pretrained["resnet18"], "pretrained.resnet18")
+            for net in model.nets.values():
+                for trunk in net.trunks.values():
+                    load_matching(trunk, state, "pretrained.resnet18", pretrained["resnet18"])
+            if model.shared is not None:
+                load_matching(model.shared, state, "pretrained.resnet18", pretrained["resnet18"])
+        return model
+    if method == "motion":
+        if int(config["input_size"]) < 32:
+            raise ValueError(f"motion input_size must be at least 32 (VGG-16 halves it five "
+                             f"times), got {config['input_size']}")
+        model = MotionNet(config["vgg_width"], config["lstm_hidden"], config["temporal"],
+                          config.get("aux_frame_loss", 0.0))
+        if pretrained.get("vgg_face"):
+            state = load_state_file(pretrained["vgg_face"], "pretrained.vgg_face")
+            load_matching(model, state, "pretrained.vgg_face", pretrained["vgg_face"],
+                          prefix="features.")
+        return model
+    raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+
+
+def load_state_file(path: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """A state dict from a local file, with a clear error naming the parameter."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: pretrained weights file {path} does not exist "
+                                "(set it to null in params.yaml to train from scratch)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unpickling or format problem
+        raise ValueError(f"{name}: {path} is not a readable torch state dict ({error})") from error
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{name}: {path} does not hold a state dict of tensors")
+    return state
+
+
+def load_matching(module: nn.Module, state: dict[str, torch.Tensor], name: str, path: str | Path,
+                  prefix: str = "") -> None:
+    """Copy every key of `module` whose name starts with `prefix` from `state`.
+
+    Every such key must be present with the same shape: a file for another
+    architecture or width is an error, never a silent partial load.
+    """
+    own = {k: v for k, v in module.state_dict().items() if k.startswith(prefix)}
+    missing = sorted(k for k in own if k not in state)
+    mismatched = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
+    if missing or mismatched:
+        detail = (f"missing keys {missing[:5]}" if missing else
+                  f"shape mismatch for {mismatched[:5]} (e.g. file {tuple(state[mismatched[0]].shape)} "
+                  f"vs model {tuple(own[mismatched[0]].shape)}; pretrained weights need width 64)")
+        raise ValueError(f"{name}: {path} does not match the model: {detail}")
+    module.load_state_dict({k: state[k] for k in own}, strict=False)

@@ -1,0 +1,166 @@
+"""SD-Net with partially shared multi-modal fusion (REFERENCE.md section 1).
+
+Per modality a static branch (one frame), a dynamic branch (a dynamic image)
+and a static-dynamic branch fed by the sum of the two res1 outputs, each on
+ResNet-18 blocks (conv, res1..res4, global average pooling). Across modalities
+a shared branch (ResNet-18 without conv and res1) receives the summed
+modality features (forward feeding) and returns its output to the static and
+dynamic branches (backward feeding).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+
+BRANCHES = ("static", "dynamic", "static_dynamic")
+STAGES = ("layer1", "layer2", "layer3", "layer4")  # res1..res4 in the paper's terms
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet-18 blocks with base width `width`; a subset of conv, res1..res4.
+
+    Module names follow torchvision's resnet18 (`conv1`, `bn1`, `layer1`...),
+    so a torchvision state dict loads into it directly, and at width 64 each
+    block has exactly torchvision's parameters.
+    """
+
+    def __init__(self, width: int, stem: bool = True, stages: tuple[str, ...] = STAGES):
+        super().__init__()
+        self.stages = stages
+        if stem:
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.has_stem = stem
+        for i, name in enumerate(STAGES):
+            planes, inplanes = width * 2 ** i, width * 2 ** max(i - 1, 0)
+            if name in stages:
+                setattr(self, name, _make_layer(inplanes, planes, stride=1 if i == 0 else 2))
+        for module in self.modules():  # torchvision's initialisation
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def block(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, name)(x)
+
+
+def _make_layer(inplanes: int, planes: int, stride: int, blocks: int = 2) -> nn.Sequential:
+    """Two BasicBlocks, as torchvision's ResNet._make_layer builds for resnet18."""
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
+    layers = [BasicBlock(inplanes, planes, stride, downsample)]
+    layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class ModalityNet(nn.Module):
+    """SD-Net inside one modality: static, dynamic and static-dynamic branches."""
+
+    def __init__(self, width: int, branches: tuple[str, ...], fused_term: bool):
+        super().__init__()
+        unknown = set(branches) - set(BRANCHES)
+        if unknown or not branches:
+            raise ValueError(f"sdnet branches must be a non-empty subset of {BRANCHES}, got {branches}")
+        if "static_dynamic" in branches and not {"static", "dynamic"} <= set(branches):
+            raise ValueError("the static_dynamic branch needs both the static and dynamic branches")
+        self.branches = tuple(b for b in BRANCHES if b in branches)
+        self.trunks = nn.ModuleDict({
+            b: ResNetTrunk(width, stem=b != "static_dynamic",
+                           stages=STAGES[1:] if b == "static_dynamic" else STAGES)
+            for b in self.branches})
+        self.heads = nn.ModuleDict({b: nn.Linear(width * 8, 1) for b in self.branches})
+        # L_fused on the summed branch features; with one branch it would repeat that branch's loss
+        self.fused_head = nn.Linear(width * 8, 1) if fused_term and len(self.branches) > 1 else None
+
+
+class SDNet(nn.Module):
+    """SD-Net per modality with partially shared fusion (PSMM) or none (NHF).
+
+    Forward feeding: S~^t = sum_m X^t_m + S^t feeds shared block t+1 (S^1 = 0);
+    X^t_m is the sum of the modality's branch outputs at block t. Backward
+    feeding: the static and dynamic branches of every modality receive
+    X^t_{m,b} + S^t as input of their block t+1 (t = 2, 3).
+    """
+
+    def __init__(self, modalities: list[str], branches: list[str], width: int = 64,
+                 fusion: str = "psmm", backward_feeding: bool = True, loss_terms: int = 4):
+        super().__init__()
+        if fusion not in ("psmm", "none"):
+            raise ValueError(f"sdnet fusion must be 'psmm' or 'none', got {fusion!r}")
+        if loss_terms not in (3, 4):
+            raise ValueError(f"sdnet loss_terms must be 3 or 4, got {loss_terms!r}")
+        if not modalities:
+            raise ValueError("sdnet needs at least one modality")
+        self.modalities = tuple(modalities)
+        self.fusion = fusion
+        self.backward_feeding = backward_feeding and fusion == "psmm"
+        self.loss_terms = loss_terms
+        self.nets = nn.ModuleDict({m: ModalityNet(width, tuple(branches), loss_terms == 4) for m in modalities})
+        self.shared = ResNetTrunk(width, stem=False, stages=STAGES[1:]) if fusion == "psmm" else None
+        self.whole_head = nn.Linear(width * 8, 1)
+
+    score_key = "whole"
+    def forward(self, static: dict[str, torch.Tensor],
+                dynamic: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits (P(live) after a sigmoid) of every loss term; `whole` is the score."""
+        inputs = {"static": static, "dynamic": dynamic}
+        # res1 of every branch with a stem; the static-dynamic branch starts from their sum
+        state: dict[str, dict[str, torch.Tensor]] = {}
+        for m, net in self.nets.items():
+            state[m] = {b: net.trunks[b].block("layer1", net.trunks[b].stem(inputs[b][m]))
+                        for b in net.branches if b != "static_dynamic"}
+            if "static_dynamic" in net.branches:
+                state[m]["static_dynamic"] = state[m]["static"] + state[m]["dynamic"]
+        shared = None  # S^t, the output of shared block t; S^1 = 0
+        for t, name in enumerate(STAGES[1:], start=1):  # block t+1 = res2..res4
+            fed_back = shared if self.backward_feeding and t >= 2 else None
+            if self.shared is not None:
+                summed = sum(self._modality_sum(state[m], t) for m in self.modalities)
+                shared = self.shared.block(name, summed if shared is None else summed + shared)
+            for m, net in self.nets.items():
+                for b in net.branches:
+                    x = state[m][b]
+                    if fed_back is not None and b != "static_dynamic":
+                        x = x + fed_back
+                    state[m][b] = net.trunks[b].block(name, x)
+        logits: dict[str, torch.Tensor] = {}
+        whole = _pool(shared) if shared is not None else 0
+        for m, net in self.nets.items():
+            features = {b: _pool(state[m][b]) for b in net.branches}
+            for b, f in features.items():
+                logits[f"{m}/{b}"] = net.heads[b](f).squeeze(1)
+            fused = sum(features.values())
+            if net.fused_head is not None:
+                logits[f"{m}/fused"] = net.fused_head(fused).squeeze(1)
+            whole = whole + fused
+        logits["whole"] = self.whole_head(whole).squeeze(1)
+        return logits
+
+    def loss(self, logits: dict[str, torch.Tensor], is_live: torch.Tensor) -> torch.Tensor:
+        """L_whole + sum over modalities of L_s + L_d + L_sd (+ L_fused)."""
+        target = is_live.to(logits["whole"].dtype)
+        return sum(nn.functional.binary_cross_entropy_with_logits(logit, target)
+                   for logit in logits.values())
+
+    @staticmethod
+    def _modality_sum(branch_state: dict[str, torch.Tensor], t: int) -> torch.Tensor:
+        """X^t_m: the sum of the modality's branch outputs at block t.
+
+        At t = 1 the static-dynamic branch has no res1 of its own (its input is
+        the static + dynamic res1 sum), so it is not counted twice.
+        """
+        return sum(x for b, x in branch_state.items() if t > 1 or b != "static_dynamic")

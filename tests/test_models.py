@@ -1,0 +1,193 @@
+"""SD-Net and MotionNet: torchvision-equal trunks, every variant runs, pretrained files checked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from fas.config import load_params, method_config
+from fas.models import build_model
+from fas.models.motion import MotionNet, vgg16_features
+from fas.models.sdnet import STAGES, ResNetTrunk, SDNet
+
+PARAMS = load_params()
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def tiny(method: str, variant: str) -> dict:
+    config = method_config(PARAMS, method, variant)
+    config.update({"width": 4, "input_size": 16} if method == "sdnet"
+                  else {"vgg_width": 4, "input_size": 32, "lstm_hidden": 8, "clip_len": 4})
+    return config
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and the test machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return torchvision.models.resnet18(weights=None)
+
+
+@pytest.fixture(scope="module")
+def vgg16_features_reference():
+    """torchvision's vgg16().features (built once: vgg16's classifier is slow to initialise)."""
+    return torchvision.models.vgg16(weights=None).features
+
+
+def test_every_sdnet_branch_at_width_64_has_torchvisions_resnet18_parameters(resnet18):
+    model = SDNet(["color"], ["static", "dynamic", "static_dynamic"], width=64)
+    reference = {k: v.shape for k, v in resnet18.state_dict().items()}
+    trunk_params = count(resnet18) - count(resnet18.fc)
+    for branch, trunk in model.nets["color"].trunks.items():
+        own = trunk.state_dict()
+        assert all(reference[k] == v.shape for k, v in own.items()), branch
+        if branch == "static_dynamic":  # res2..res4 only: its input is the res1 sum
+            expected = sum(count(getattr(resnet18, s)) for s in STAGES[1:])
+        else:
+            expected = trunk_params
+        assert count(trunk) == expected, branch
+    assert count(model.shared) == sum(count(getattr(resnet18, s)) for s in STAGES[1:])
+    assert count(ResNetTrunk(64)) == 11_176_512
+
+
+def test_vgg_trunk_at_width_64_equals_torchvision_vgg16_features(vgg16_features_reference):
+    reference = vgg16_features_reference
+    ours = vgg16_features(64)
+    assert count(ours) == count(reference) == 14_714_688
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
+
+
+def test_trunk_forward_matches_torchvision_with_the_same_weights(resnet18):
+    trunk = ResNetTrunk(64).eval()
+    trunk.load_state_dict({k: v for k, v in resnet18.state_dict().items() if not k.startswith("fc")})
+    x = torch.randn(1, 3, 64, 64)
+    resnet18.eval()
+    with torch.no_grad():
+        expected = resnet18.layer4(resnet18.layer3(resnet18.layer2(resnet18.layer1(
+            resnet18.maxpool(resnet18.relu(resnet18.bn1(resnet18.conv1(x))))))))
+        ours = x
+        ours = trunk.stem(ours)
+        for stage in STAGES:
+            ours = trunk.block(stage, ours)
+    torch.testing.assert_close(ours, expected)
+
+
+@pytest.mark.parametrize("variant", sorted(PARAMS["methods"]["sdnet"]["variants"]))
+def test_sdnet_variant_forward_backward(variant):
+    config = tiny("sdnet", variant)
+    torch.manual_seed(0)
+    model = build_model("sdnet", config)
+    images = {m: torch.randn(2, 3, 16, 16) for m in config["modalities"]}
+    logits = model(images, images)
+    branches = [b for b in ("static", "dynamic", "static_dynamic") if b in config["branches"]]
+    expected = {"whole"} | {f"{m}/{b}" for m in config["modalities"] for b in branches}
+    if config["loss_terms"] == 4 and len(branches) > 1:
+        expected |= {f"{m}/fused" for m in config["modalities"]}
+    assert set(logits) == expected
+    assert all(v.shape == (2,) for v in logits.values())
+    loss = model.loss(logits, torch.tensor([True, False]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.parameters())  # no dead parameters
+    assert (model.shared is None) == (config["fusion"] == "none")
+
+
+def test_psmm_feeding_changes_the_result_and_nhf_has_no_shared_branch():
+    torch.manual_seed(0)
+    full = SDNet(["color", "depth"], ["static", "dynamic", "static_dynamic"], width=4)
+    state = full.state_dict()
+    without_bf = SDNet(["color", "depth"], ["static", "dynamic", "static_dynamic"], width=4,
+                       backward_feeding=False)
+    without_bf.load_state_dict(state)
+    images = {m: torch.randn(2, 3, 16, 16) for m in ("color", "depth")}
+    full.eval(), without_bf.eval()
+    a, b = full(images, images), without_bf(images, images)
+    assert not torch.allclose(a["color/static"], b["color/static"])
+    # backward feeding never reaches the static-dynamic branch
+    torch.testing.assert_close(a["color/static_dynamic"], b["color/static_dynamic"])
+    nhf = SDNet(["color", "depth"], ["static", "dynamic", "static_dynamic"], width=4, fusion="none")
+    assert nhf.shared is None and count(nhf) < count(full)
+
+
+@pytest.mark.parametrize("variant", sorted(PARAMS["methods"]["motion"]["variants"]))
+def test_motion_variant_forward_backward(variant):
+    config = tiny("motion", variant)
+    config["aux_frame_loss"] = 0.5
+    torch.manual_seed(0)
+    model = build_model("motion", config)
+    logits = model(torch.rand(2, 4, 3, 32, 32))
+    assert logits["clip"].shape == (2,) and logits["frames"].shape == (2, 4)
+    loss = model.loss(logits, torch.tensor([True, False]))
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def test_attention_weights_select_frames():
+    torch.manual_seed(0)
+    model = MotionNet(vgg_width=4, lstm_hidden=8, temporal="attention").eval()
+    clips = torch.rand(1, 5, 3, 32, 32)
+    base = model(clips)["clip"]
+    last = model.attention[-1]
+    with torch.no_grad():
+        last.weight.mul_(50)  # sharper attention gives another summary
+    assert not torch.allclose(model(clips)["clip"], base)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="static_dynamic branch needs both"):
+        SDNet(["color"], ["static", "static_dynamic"], width=4)
+    with pytest.raises(ValueError, match="fusion must be"):
+        SDNet(["color"], ["static"], width=4, fusion="late")
+    with pytest.raises(ValueError, match="temporal must be"):
+        MotionNet(4, 8, temporal="gru")
+    with pytest.raises(ValueError, match="input_size must be at least 32"):
+        build_model("motion", {**tiny("motion", "full"), "input_size": 16})
+
+
+def test_pretrained_resnet18_file_loads_into_every_trunk(tmp_path, resnet18):
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18.state_dict(), path)
+    config = {**method_config(PARAMS, "sdnet", "static_only"), "width": 64}
+    model = build_model("sdnet", config, {"resnet18": str(path)}, modalities=["color"])
+    torch.testing.assert_close(model.nets["color"].trunks["static"].conv1.weight, resnet18.conv1.weight)
+    torch.testing.assert_close(model.shared.layer4[1].conv2.weight, resnet18.layer4[1].conv2.weight)
+
+
+def test_pretrained_file_errors_name_the_parameter_and_the_file(tmp_path, resnet18):
+    config = {**method_config(PARAMS, "sdnet", "static_only"), "width": 8}
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(FileNotFoundError, match=r"pretrained.resnet18: .*nope.pth does not exist"):
+        build_model("sdnet", config, {"resnet18": str(missing)}, modalities=["color"])
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18.state_dict(), path)
+    with pytest.raises(ValueError, match="shape mismatch .* need width 64"):
+        build_model("sdnet", config, {"resnet18": str(path)}, modalities=["color"])
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth is not a readable torch state dict"):
+        build_model("sdnet", config, {"resnet18": str(garbage)}, modalities=["color"])
+    vgg = tmp_path / "vgg.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, vgg)
+    with pytest.raises(ValueError, match="pretrained.vgg_face: .*vgg.pth does not match the model"):
+        build_model("motion", tiny("motion", "full"), {"vgg_face": str(vgg)})
+
+
+def test_pretrained_vgg_face_file_loads_into_the_conv_trunk(tmp_path, vgg16_features_reference):
+    reference = vgg16_features_reference
+    path = tmp_path / "vgg_face.pth"
+    torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
+    config = {**tiny("motion", "full"), "vgg_width": 64}
+    model = build_model("motion", config, {"vgg_face": str(path)})
+    torch.testing.assert_close(model.features[28].weight, reference[28].weight)

@@ -1,0 +1,214 @@
+"""`fas train` end to end on tiny separable caches: outputs, learning, resume, determinism, NaN."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from fas import cli
+from fas.config import load_params, method_config
+from fas.models import build_model
+from fas.models.sdnet import SDNet
+from fas.train import Inputs, Trainer, Schedule, video_metrics
+from test_train_cache import cache_loader, write_tiny_cache  # noqa: F401 (fixture)
+
+SDNET_ID = "toy.p1.f1.sdnet.full.s0"
+
+
+@pytest.fixture(autouse=True)
+def no_tracking(monkeypatch):
+    monkeypatch.setenv("FAS_TRACKING", "0")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread, and the test machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_params(tmp_path, epochs=3, **sdnet):
+    """The repository's params with a toy grid and a tiny demo preset."""
+    params = load_params()
+    params["preset"] = "demo"
+    params["grid"] = [
+        {"name": "toy", "dataset": "toy", "method": "sdnet", "variants": ["full", "rgb", "static_only"],
+         "protocols": {"p1": [1], "p3": [1], "nodev": [1]}},
+        {"name": "toy_motion", "dataset": "cross", "method": "motion",
+         "variants": ["full", "cnn_only"], "protocols": {"a_to_b": [1]}},
+    ]
+    params["presets"]["demo"]["sdnet"].update(
+        {"width": 4, "input_size": 16, "epochs": epochs, "batch_size": 8, "lr": 0.01,
+         "lr_milestones": [2], **sdnet})
+    params["presets"]["demo"]["motion"].update(
+        {"vgg_width": 4, "input_size": 32, "clip_len": 8, "lstm_hidden": 8, "epochs": epochs,
+         "batch_size": 4, "lr": 0.01})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def videos(prefix: str, n: int) -> list[tuple[str, bool]]:
+    return [(f"{prefix}{i:02d}_v", i % 2 == 0) for i in range(n)]
+
+
+def write_protocols(index_root, dataset, rows):
+    frame = pd.DataFrame(rows, columns=["dataset", "protocol", "fold", "split", "video_id",
+                                        "modalities", "max_frames"])
+    frame["fold"] = frame["fold"].astype("int32")
+    frame["max_frames"] = frame["max_frames"].astype("Int32")
+    (index_root / dataset).mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(index_root / dataset / "protocols.parquet", index=False)
+
+
+@pytest.fixture
+def toy(tmp_path, cache_loader):  # noqa: F811
+    """A three-modality toy dataset with protocols p1 (train/dev/test), p3 (cross-modality), nodev."""
+    split_videos = {"train": videos("tr", 8), "dev": videos("dv", 4), "test": videos("te", 4)}
+    write_tiny_cache(tmp_path / "cache", "toy", [v for vs in split_videos.values() for v in vs])
+    rows = []
+    for split, vs in split_videos.items():
+        for video_id, _ in vs:
+            rows.append(("toy", "p1", 1, split, video_id, None, None))
+            rows.append(("toy", "p3", 1, split, video_id,
+                         ["depth", "ir"] if split == "test" else ["color"], None))
+            if split != "dev":
+                rows.append(("toy", "nodev", 1, split, video_id, None, None))
+    write_protocols(tmp_path / "index", "toy", rows)
+    return tmp_path
+
+
+def train(root, experiment, params, out="out", scratch="scratch"):
+    return cli.main(["train", "--experiment", experiment, "--params", str(params), "--device", "cpu",
+                     "--index-root", str(root / "index"), "--cache-root", str(root / "cache"),
+                     "--out", str(root / out), "--scratch", str(root / scratch)])
+
+
+def outputs(root, experiment, out="out"):
+    folder = root / out / experiment.replace(".f", "/f").replace(".s", "/s").replace(".", "/")
+    return folder
+
+
+def test_sdnet_run_writes_outputs_and_learns_the_toy_data(toy):
+    params = tiny_params(toy, epochs=4, lr_milestones=[3])
+    assert train(toy, SDNET_ID, params) == 0
+    folder = toy / "out/toy/p1/f1/sdnet/full/s0"
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert list(scores.columns) == ["video_id", "split", "is_live", "pai", "score", "n_frames"]
+    assert scores.groupby("split").size().to_dict() == {"dev": 4, "test": 4, "train": 8}
+    assert (scores["n_frames"] == 2).all() and scores["score"].between(0, 1).all()
+    frames = pd.read_parquet(folder / "frame_scores.parquet")
+    assert len(frames) == 2 * len(scores) and "index" in frames
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert {"lr", "train/loss", "dev/eer", "dev/acer"} <= set(history.columns)
+    receipt = json.loads((folder / "receipt.json").read_text())
+    assert receipt["run_id"] is None and len(receipt["run_key"]) == 16
+    assert receipt["selected_by"].startswith("lowest dev EER")
+    assert (toy / "scratch/checkpoints/toy/p1/f1/sdnet/full/s0/last.pt").is_file()
+    assert history["dev/acer"].min() <= 0.25 and history["dev/eer"].min() <= 0.25
+    test = video_metrics(frames[frames["split"] == "test"])
+    assert test["acer"] <= 0.25 and test["eer"] <= 0.25
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_and_reruns_give_identical_scores(toy, monkeypatch):
+    params = tiny_params(toy)
+    assert train(toy, SDNET_ID, params, out="a", scratch="sa") == 0
+    assert train(toy, SDNET_ID, params, out="b", scratch="sb") == 0  # same seed, fresh start
+    original = Trainer.train_epoch
+
+    def killed_in_epoch_3(self, dataset, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, dataset, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy, SDNET_ID, params, out="c", scratch="sc")
+    assert not (outputs(toy, SDNET_ID, "c") / "scores.parquet").exists()
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    assert train(toy, SDNET_ID, params, out="c", scratch="sc") == 0
+    runs = [pd.read_parquet(outputs(toy, SDNET_ID, o) / "frame_scores.parquet") for o in "abc"]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    pd.testing.assert_frame_equal(runs[0], runs[2])
+    history = pd.read_csv(outputs(toy, SDNET_ID, "c") / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+
+
+def test_nan_loss_stops_the_run_without_scores(toy, monkeypatch, capsys):
+    params = tiny_params(toy)
+    monkeypatch.setattr(SDNet, "loss", lambda self, logits, is_live: logits["whole"].sum() * float("nan"))
+    assert train(toy, SDNET_ID, params) == 1
+    assert "diverged at epoch 1, step 1: loss nan" in capsys.readouterr().err
+    assert not (outputs(toy, SDNET_ID) / "scores.parquet").exists()
+
+
+def test_cross_modality_protocol_tests_the_trained_branch_on_other_modalities(toy):
+    params = tiny_params(toy, epochs=1)
+    assert train(toy, "toy.p3.f1.sdnet.full.s0", params) == 0
+    folder = toy / "out/toy/p3/f1/sdnet/full/s0"
+    frames = pd.read_parquet(folder / "frame_scores.parquet")
+    assert set(frames[frames["split"] == "test"]["modalities"]) == {"depth", "ir"}
+    assert set(frames[frames["split"] == "train"]["modalities"]) == {"color"}
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert (scores[scores["split"] == "test"]["n_frames"] == 4).all()  # 2 windows x 2 modalities
+    assert json.loads((folder / "receipt.json").read_text())["train_modalities"] == ["color"]
+
+
+def test_protocol_without_dev_split_selects_the_last_epoch(toy):
+    params = tiny_params(toy, epochs=1)
+    assert train(toy, "toy.nodev.f1.sdnet.static_only.s0", params) == 0
+    folder = toy / "out/toy/nodev/f1/sdnet/static_only/s0"
+    receipt = json.loads((folder / "receipt.json").read_text())
+    assert receipt["selected_by"].startswith("last epoch") and receipt["selected_epoch"] == 1
+    assert set(pd.read_parquet(folder / "scores.parquet")["split"]) == {"train", "test"}
+
+
+def test_motion_cross_dataset_run_reads_each_source_cache(tmp_path, cache_loader):  # noqa: F811
+    write_tiny_cache(tmp_path / "cache", "toy_a", videos("a", 6))
+    write_tiny_cache(tmp_path / "cache", "toy_b", videos("b", 6), seed=1)
+    rows = ([("toy_a", "a_to_b", 1, "train", v, None, None) for v, _ in videos("a", 6)]
+            + [("toy_b", "a_to_b", 1, "test", v, None, None) for v, _ in videos("b", 6)])
+    write_protocols(tmp_path / "index", "cross", rows)
+    params = tiny_params(tmp_path, epochs=2)
+    assert train(tmp_path, "cross.a_to_b.f1.motion.full.s0", params) == 0
+    scores = pd.read_parquet(tmp_path / "out/cross/a_to_b/f1/motion/full/s0/scores.parquet")
+    assert scores.groupby("split").size().to_dict() == {"test": 6, "train": 6}
+    assert (scores["n_frames"] == 2).all()  # two clips of 8 frames per video
+
+
+def test_missing_protocol_table_is_a_clear_error(tmp_path):
+    params = tiny_params(tmp_path)
+    with pytest.raises(FileNotFoundError, match="protocols.parquet: protocol table not found"):
+        train(tmp_path, SDNET_ID, params)
+
+
+def test_one_batch_is_overfit(tmp_path, cache_loader):  # noqa: F811
+    folder = write_tiny_cache(tmp_path, "toy", videos("v", 4))
+    params = load_params(tiny_params(tmp_path))
+    config = method_config(params, "sdnet", "full")
+    torch.manual_seed(0)
+    model = build_model("sdnet", config)
+    augment = {**params["augment"], "rotation_deg": 0, "flip": False, "crop_scale": 1.0,
+               "color_jitter": 0.0}
+    inputs = Inputs("sdnet", config, augment, params["evm"], torch.device("cpu"), False)
+    trainer = Trainer("sdnet", model, Schedule.from_config(config), inputs,
+                      {m: m for m in config["modalities"]}, 0, torch.device("cpu"))
+    batch = next(iter(trainer.loader(cache_loader.SDNetSamples(
+        folder, [v for v, _ in videos("v", 4)], config["modalities"], shuffle=True, seed=0), 0)))
+    labels = torch.as_tensor(batch["is_live"])
+    losses = []
+    for _ in range(25):
+        loss = model.loss(trainer.forward(batch, trainer.feed, train=True), labels)
+        trainer.optimizer.zero_grad()
+        loss.backward()
+        trainer.optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.2 * losses[0]
