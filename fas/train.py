@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -192,14 +193,22 @@ class Inputs:
         return out["static"], out["dynamic"]
 
     def motion(self, batch: dict, train: bool) -> torch.Tensor:
-        """Clips [B, T, 3, S, S], magnified at the cache's resolution when enabled."""
+        """Clips [B, T, 3, S, S], magnified when enabled.
+
+        Magnification runs on the device at the smaller of the cache and the
+        input resolution (its cost grows with the pixel count: bench_train).
+        """
         frames = self._float(batch["frames"])
+        downsizing = frames.shape[-1] > self.size
+        if downsizing:
+            frames = self._resize(frames)
         if self.magnify:
             fps = torch.as_tensor(batch["fps"], dtype=torch.float64)
             for rate in fps.unique():
                 chosen = (fps == rate).nonzero().flatten().to(frames.device)
                 frames[chosen] = magnify(frames[chosen], float(rate), **self.evm)
-        frames = self._resize(frames)
+        if not downsizing:
+            frames = self._resize(frames)
         if train:
             frames = torch.stack([self._augment(clip, color_index=None, jitter_all=True)
                                   for clip in frames])
@@ -223,6 +232,7 @@ class Inputs:
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch; deterministic kernels where torch has them."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -277,7 +287,7 @@ class Schedule:
     def from_config(cls, config: dict) -> "Schedule":
         return cls(int(config["epochs"]), int(config["batch_size"]), config["optimizer"],
                    float(config["lr"]), list(config["lr_milestones"]), float(config["lr_gamma"]),
-                   int(config.get("workers", 0)))
+                   int(config["workers"]))
 
 
 def make_optimizer(schedule: Schedule, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -312,21 +322,29 @@ class Trainer:
                           pin_memory=self.device.type == "cuda",
                           persistent_workers=False)
 
-    def forward(self, batch: dict, feed: dict[str, str], train: bool) -> dict[str, torch.Tensor]:
+    def prepare(self, batch: dict, feed: dict[str, str], train: bool) -> tuple:
+        """The model's positional inputs for a loader batch."""
+        if self.method == "sdnet":
+            return self.inputs.sdnet(batch, feed, train)
+        return (self.inputs.motion(batch, train),)
+
+    def forward(self, batch: dict, feed: dict[str, str], train: bool,
+                prepared: tuple | None = None) -> dict[str, torch.Tensor]:
+        prepared = prepared if prepared is not None else self.prepare(batch, feed, train)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-            if self.method == "sdnet":
-                static, dynamic = self.inputs.sdnet(batch, feed, train)
-                return self.model(static, dynamic)
-            return self.model(self.inputs.motion(batch, train))
+            return self.model(*prepared)
 
     def train_epoch(self, dataset: IterableDataset, epoch: int) -> dict[str, float]:
         self.model.train()
-        total, count, waited, started = 0.0, 0, 0.0, time.perf_counter()
+        total, count, waited, preparing, started = 0.0, 0, 0.0, 0.0, time.perf_counter()
         tick = time.perf_counter()
         for step, batch in enumerate(self.loader(dataset, epoch)):
             waited += time.perf_counter() - tick
             labels = torch.as_tensor(batch["is_live"]).to(self.device)
-            logits = self.forward(batch, self.feed, train=True)
+            tick = time.perf_counter()
+            prepared = self.prepare(batch, self.feed, train=True)
+            preparing += time.perf_counter() - tick
+            logits = self.forward(batch, self.feed, train=True, prepared=prepared)
             loss = self.model.loss({k: v.float() for k, v in logits.items()}, labels)
             value = float(loss.detach())
             if not math.isfinite(value) or value > LOSS_LIMIT:
@@ -344,7 +362,8 @@ class Trainer:
             raise ValueError("the train split yielded no samples from the cache")
         elapsed = time.perf_counter() - started
         return {"train/loss": total / count, "train/samples": count,
-                "train/samples_per_s": count / elapsed, "train/data_wait_share": waited / elapsed}
+                "train/samples_per_s": count / elapsed, "train/data_wait_share": waited / elapsed,
+                "train/input_prep_share": preparing / elapsed}
 
     @torch.no_grad()
     def score(self, dataset: IterableDataset, split: str,
@@ -577,11 +596,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-root", type=Path, default=Path("data/cache"))
     parser.add_argument("--out", type=Path, default=Path("results/train"))
     parser.add_argument("--scratch", type=Path, default=Path(".scratch"))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (1 suits the demo preset: tiny models, "
+                             "parallel jobs); 0 = torch's default")
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     experiment = find(params, args.experiment)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     try:
         receipt = train_experiment(experiment, params, index_root=args.index_root,
                                    cache_root=args.cache_root, out_root=args.out,

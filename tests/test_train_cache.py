@@ -102,20 +102,17 @@ class StandInSDNetSamples(_StandInSamples):
         self.modalities = list(modalities)
 
     def _samples(self):
-        rows = self._rows()
+        rows = {(r.video_id, r.modality, r.kind, r.index): r for r in self._rows().itertuples()}
         samples = []
-        dynamic = rows[(rows["kind"] == "dynamic") & (rows["modality"] == self.modalities[0])]
-        for row in dynamic.sort_values(["video_id", "index"]).itertuples():
-            sample = {"video_id": row.video_id, "index": int(row.index), "is_live": bool(row.is_live),
-                      "pai": row.pai, "static": {}, "dynamic": {}}
+        for (video_id, modality, kind, index), row in sorted(rows.items()):
+            if kind != "dynamic" or modality != self.modalities[0]:
+                continue
             centre = int(row.source_frames[len(row.source_frames) // 2])
-            for m in self.modalities:
-                of_video = rows[(rows["video_id"] == row.video_id) & (rows["modality"] == m)]
-                dyn = of_video[(of_video["kind"] == "dynamic") & (of_video["index"] == row.index)]
-                stat = of_video[(of_video["kind"] == "static") & (of_video["index"] == centre)]
-                sample["dynamic"][m] = self._tensor(next(dyn.itertuples()))
-                sample["static"][m] = self._tensor(next(stat.itertuples()))
-            samples.append(sample)
+            samples.append({
+                "video_id": video_id, "index": int(index), "is_live": bool(row.is_live),
+                "pai": row.pai,
+                "static": {m: self._tensor(rows[video_id, m, "static", centre]) for m in self.modalities},
+                "dynamic": {m: self._tensor(rows[video_id, m, "dynamic", index]) for m in self.modalities}})
         return samples
 
 

@@ -1,0 +1,115 @@
+"""Training throughput of SD-Net and MotionEnhancement at the paper and demo presets (CPU).
+
+For each (method, preset): samples/s of full training steps (loader batch ->
+resize/magnify/augment -> forward/backward/step) through `fas.train.Trainer`,
+with the shares of step time spent waiting for the DataLoader and preparing
+inputs. Samples are generated in memory in the loader's format at the cache
+resolution (align.crop_size), so the wait share is the DataLoader and collate
+cost, not Parquet reading (see DEPENDENCIES.md for cache read speeds).
+The paper presets run a reduced batch on CPU (their full batch would take
+minutes per step here); samples/s is per sample either way.
+
+    python -m bench.bench_train [--threads N] [--only sdnet|motion] [--preset paper|demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+from torch.utils.data import IterableDataset
+
+from fas.config import load_params, method_config
+from fas.models import build_model
+from fas.models.evm import magnify
+from fas.train import Inputs, Schedule, Trainer
+
+# (batch size on CPU, timed steps) per preset: the paper batch is cut for CPU.
+CPU_BUDGET = {"paper": {"sdnet": (4, 2), "motion": (1, 1)},
+              "demo": {"sdnet": (None, 6), "motion": (None, 6)}}
+
+
+class MemorySamples(IterableDataset):
+    """`n` synthetic samples in the loader's format (docs/ARCHITECTURE.md)."""
+
+    def __init__(self, method: str, config: dict, size: int, n: int, fps: float = 25.0):
+        generator = torch.Generator().manual_seed(0)
+        image = lambda: torch.randint(0, 256, (3, size, size), dtype=torch.uint8,  # noqa: E731
+                                      generator=generator)
+        self.samples = []
+        for i in range(n):
+            sample = {"video_id": f"v{i}", "index": 0, "is_live": i % 2 == 0, "pai": "live"}
+            if method == "sdnet":
+                sample["static"] = {m: image() for m in config["modalities"]}
+                sample["dynamic"] = {m: image() for m in config["modalities"]}
+            else:
+                sample["frames"] = torch.stack([image() for _ in range(config["clip_len"])])
+                sample["fps"] = fps
+            self.samples.append(sample)
+
+    def __iter__(self):
+        return iter(self.samples)
+
+
+def measure(params: dict, method: str, preset: str) -> dict:
+    """One warm-up epoch, then a timed epoch of a few steps."""
+    params = copy.deepcopy(params)
+    params["preset"] = preset
+    config = method_config(params, method, "full")
+    batch, steps = CPU_BUDGET[preset][method]
+    schedule = Schedule.from_config(config)
+    schedule.batch_size = batch or schedule.batch_size
+    torch.manual_seed(0)
+    model = build_model(method, config)
+    device = torch.device("cpu")
+    inputs = Inputs(method, config, params["augment"], params["evm"], device, channels_last=False)
+    feed = {m: m for m in config.get("modalities", [])}
+    trainer = Trainer(method, model, schedule, inputs, feed, 0, device)
+    size = int(params["align"]["crop_size"])
+    trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size), 0)  # warm-up
+    metrics = trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size * steps), 1)
+    return {"method": method, "preset": preset, "batch": schedule.batch_size, "steps": steps,
+            "input_size": config["input_size"], "cache_size": size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "samples_per_s": round(metrics["train/samples_per_s"], 2),
+            "data_wait_share": round(metrics["train/data_wait_share"], 3),
+            "input_prep_share": round(metrics["train/input_prep_share"], 3)}
+
+
+def evm_cost(params: dict, preset: str) -> dict:
+    """Milliseconds per clip of magnification at the resolution training runs it."""
+    config = method_config({**params, "preset": preset}, "motion", "full")
+    size = min(int(config["input_size"]), int(params["align"]["crop_size"]))
+    clips = torch.rand(int(config["batch_size"]), int(config["clip_len"]), 3, size, size)
+    magnify(clips, 25.0, **params["evm"])  # warm-up
+    started = time.perf_counter()
+    magnify(clips, 25.0, **params["evm"])
+    elapsed = time.perf_counter() - started
+    return {"bench": "evm", "preset": preset, "resolution": size, "clip_len": clips.shape[1],
+            "ms_per_clip": round(1000 * elapsed / len(clips), 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--only", choices=["sdnet", "motion"])
+    parser.add_argument("--preset", choices=["paper", "demo"])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    params = load_params()
+    started = time.perf_counter()
+    for preset in [args.preset] if args.preset else ["demo", "paper"]:
+        for method in [args.only] if args.only else ["sdnet", "motion"]:
+            print(json.dumps({"bench": "train", **measure(params, method, preset),
+                              "threads": args.threads}), flush=True)
+        if args.only != "sdnet":
+            print(json.dumps(evm_cost(params, preset)), flush=True)
+    print(json.dumps({"bench": "train", "total_s": round(time.perf_counter() - started, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
