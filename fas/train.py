@@ -42,6 +42,8 @@ SPLITS = ("train", "dev", "test")
 # ImageNet statistics: the normalisation torchvision's pretrained trunks expect.
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+# Per-epoch measurements that vary between runs: logged, not written to history.csv.
+TIMINGS = ("train/samples_per_s", "train/data_wait_share", "train/input_prep_share")
 # A batch loss above this (BCE is ~0.7 at chance) means training has diverged.
 LOSS_LIMIT = 1.0e4
 
@@ -79,6 +81,10 @@ def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
         split = Split(str(name))
         for dataset, ids in group.groupby("dataset", sort=True)["video_id"]:
             split.videos[str(dataset)] = sorted(ids.astype(str).unique())
+        ids = [v for vs in split.videos.values() for v in vs]
+        if len(ids) != len(set(ids)):  # scores are keyed by video_id alone
+            raise ValueError(f"{path}: split {name} of {experiment.protocol} fold {experiment.fold} "
+                             "has the same video_id in two source datasets")
         modality_sets = {tuple(m) if m is not None else None for m in group["modalities"]}
         if len(modality_sets) > 1:
             raise ValueError(f"{path}: split {name} of {experiment.protocol} fold "
@@ -433,8 +439,9 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
             if best is None or key < tuple(best["key"]):
                 best = {"key": key, "epoch": epoch + 1,
                         "model": copy.deepcopy(trainer.model.state_dict())}
-        history.append(metrics)
         log({k: v for k, v in metrics.items() if k != "epoch"}, epoch + 1)
+        # timings go to tracking only, so history.csv is identical on a rerun
+        history.append({k: v for k, v in metrics.items() if k not in TIMINGS})
         with atomic_path(checkpoint) as tmp:
             torch.save({"fingerprint": fingerprint, "trainer": trainer.state(), "rng": rng_state(),
                         "epoch": epoch, "history": history, "best": best}, tmp)
@@ -488,23 +495,29 @@ def run_key(config: dict) -> str:
 
 
 def model_feeds(method: str, config: dict, splits: dict[str, Split]) -> tuple[list[str], dict]:
-    """The model's modalities and, per split, the feeds (model modality -> data modality)."""
+    """The model's modalities and, per split, the feeds (model modality -> data modality).
+
+    The model trains on the variant's modalities that the train split provides;
+    a split that lacks them (CeFA protocol 3) feeds each of its modalities in
+    turn through a single-modality model.
+    """
     if method == "motion":
         return ["color"], {s: [{}] for s in splits}
-    variant_modalities = list(config["modalities"])
-    trained = splits["train"].modalities or variant_modalities
-    unknown = set(trained) - set(variant_modalities)
-    if unknown:
-        raise ValueError(f"the protocol trains on {trained} but the variant uses {variant_modalities}")
+    variant = list(config["modalities"])
+    provided = splits["train"].modalities
+    trained = [m for m in variant if provided is None or m in provided]
+    if not trained:
+        raise ValueError(f"the train split provides modalities {provided}, "
+                         f"the variant uses {variant}: nothing to train on")
     feeds = {}
     for name, split in splits.items():
         used = split.modalities or trained
-        if sorted(used) == sorted(trained):
+        if set(trained) <= set(used):
             feeds[name] = [{m: m for m in trained}]
         elif len(trained) == 1:  # CeFA p3: each test modality through the trained branch
             feeds[name] = [{trained[0]: m} for m in used]
         else:
-            raise ValueError(f"split {name} uses modalities {used}, the model was trained on "
+            raise ValueError(f"split {name} provides modalities {used}, the model was trained on "
                              f"{trained}: only a single-modality model can switch modality")
     return trained, feeds
 
@@ -546,6 +559,8 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
         dev_data = samples("dev", shuffle=False) if "dev" in splits else None
         result = fit(trainer, samples("train", shuffle=True), dev_data, feeds.get("dev", []),
                      checkpoint_dir / "last.pt", key, log=run.log_metrics)
+        run.set_tags({"selected_epoch": str(result["selected_epoch"]),
+                      "selected_by": result["selected_by"]})
         frames = pd.concat([trainer.score(samples(name, shuffle=False), name, feeds[name])
                             for name in SPLITS if name in splits], ignore_index=True)
         paths = write_outputs(out, frames, result["history"], resolved)

@@ -13,7 +13,7 @@ from fas import cli
 from fas.config import load_params, method_config
 from fas.models import build_model
 from fas.models.sdnet import SDNet
-from fas.train import Inputs, Trainer, Schedule, video_metrics
+from fas.train import Inputs, Schedule, Split, Trainer, model_feeds, resolve_device, video_metrics
 from test_train_cache import cache_loader, write_tiny_cache  # noqa: F401 (fixture)
 
 SDNET_ID = "toy.p1.f1.sdnet.full.s0"
@@ -140,6 +140,8 @@ def test_resume_after_a_kill_and_reruns_give_identical_scores(toy, monkeypatch):
     pd.testing.assert_frame_equal(runs[0], runs[2])
     history = pd.read_csv(outputs(toy, SDNET_ID, "c") / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3]
+    for name in ("scores.parquet", "history.csv"):  # byte-identical, as DVC expects
+        assert len({(outputs(toy, SDNET_ID, o) / name).read_bytes() for o in "abc"}) == 1, name
 
 
 def test_nan_loss_stops_the_run_without_scores(toy, monkeypatch, capsys):
@@ -212,3 +214,40 @@ def test_one_batch_is_overfit(tmp_path, cache_loader):  # noqa: F811
         trainer.optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_feeds_follow_the_protocols_modalities():
+    config = {"modalities": ["color", "depth", "ir"]}
+    everything = {"train": Split("train"), "test": Split("test")}
+    assert model_feeds("sdnet", config, everything) == (
+        ["color", "depth", "ir"], {"train": [{"color": "color", "depth": "depth", "ir": "ir"}],
+                                   "test": [{"color": "color", "depth": "depth", "ir": "ir"}]})
+    listed = {"train": Split("train", modalities=["color", "depth", "ir"]),
+              "test": Split("test", modalities=["color", "depth", "ir"])}
+    assert model_feeds("sdnet", {"modalities": ["color"]}, listed)[1]["test"] == [{"color": "color"}]
+    cross = {"train": Split("train", modalities=["depth"]), "test": Split("test", modalities=["color", "ir"])}
+    assert model_feeds("sdnet", config, cross) == (
+        ["depth"], {"train": [{"depth": "depth"}], "test": [{"depth": "color"}, {"depth": "ir"}]})
+    with pytest.raises(ValueError, match="only a single-modality model can switch"):
+        model_feeds("sdnet", config, {"train": Split("train", modalities=["color", "depth"]),
+                                      "test": Split("test", modalities=["ir"])})
+    with pytest.raises(ValueError, match="nothing to train on"):
+        model_feeds("sdnet", {"modalities": ["color"]}, cross)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="--device cuda"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_run_with_mixed_precision_learns(toy):
+    params = tiny_params(toy, epochs=4, lr_milestones=[3])
+    assert cli.main(["train", "--experiment", SDNET_ID, "--params", str(params), "--device", "cuda",
+                     "--index-root", str(toy / "index"), "--cache-root", str(toy / "cache"),
+                     "--out", str(toy / "gpu"), "--scratch", str(toy / "gpu_scratch")]) == 0
+    frames = pd.read_parquet(outputs(toy, SDNET_ID, "gpu") / "frame_scores.parquet")
+    assert json.loads((outputs(toy, SDNET_ID, "gpu") / "receipt.json").read_text())["device"] == "cuda"
+    assert video_metrics(frames[frames["split"] == "test"])["eer"] <= 0.25
