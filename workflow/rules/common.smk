@@ -1,6 +1,6 @@
 # Helpers shared by the rules: every input, command and fingerprint comes from fas.dag.
 
-import json
+import shutil
 from pathlib import Path
 
 from fas import dag
@@ -10,6 +10,9 @@ EXPERIMENTS = expand(config)
 JOBS = {out: job for job in dag.jobs(config) for out in job.outs}
 DATASETS = sorted({*dag.needed_datasets(config), *(e.dataset for e in EXPERIMENTS)})
 METHODS = sorted({e.method for e in EXPERIMENTS})
+# A training job holds the GPU where there is one (the profile offers `gpu: 1`);
+# on a CPU-only machine training jobs run side by side like the others.
+TRAIN_GPUS = 1 if shutil.which("nvidia-smi") else 0
 
 
 wildcard_constraints:

@@ -11,7 +11,7 @@ rule train:
     conda:
         "../envs/fas.yaml"
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
     params:
         cmd=command,
         fingerprint=fingerprint,
