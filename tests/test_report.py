@@ -1,0 +1,185 @@
+"""`fas report` end to end on fabricated score files: tables, traceability, LaTeX, index."""
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fas import report
+from fas.cli import main
+from fas.config import load_params
+from fas.grid import Experiment, expand
+from test_evaluate import fabricate
+
+ABSENT = "cefa.p1.f3.sdnet.rgb.s1"  # in the grid, never trained
+
+
+@pytest.fixture(autouse=True)
+def tracking_off(monkeypatch):
+    monkeypatch.setenv("FAS_TRACKING", "0")
+
+
+def small_params(tmp_path):
+    """The repository's params with a small grid of two seeds."""
+    params = load_params()
+    keep = {"cefa_protocols": {"p1": [1, 2, 3]}, "cefa_ablations": {"p1": [1, 2, 3]},
+            "motion_msu": {"standard": [1]}}
+    params["grid"] = [{**b, "protocols": keep[b["name"]]} for b in params["grid"] if b["name"] in keep]
+    params["grid"][[b["name"] for b in params["grid"]].index("cefa_ablations")]["variants"] = ["rgb"]
+    params["grid"][[b["name"] for b in params["grid"]].index("motion_msu")]["variants"] = ["full"]
+    params["seeds"] = [0, 1]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture
+def produced(tmp_path):
+    params_path = small_params(tmp_path)
+    experiments = expand(load_params(params_path))
+    for number, experiment in enumerate(experiments):
+        if experiment.id == ABSENT:
+            continue
+        fabricate(tmp_path / "train", experiment.id, seed=number, separation=1.5 + 0.2 * number,
+                  run_id=f"run-{number}")
+        assert main(["evaluate", "--experiment", experiment.id, "--params", str(params_path),
+                     "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "eval")]) == 0
+    return tmp_path, params_path, experiments
+
+
+def run_report(tmp_path, params_path, *extra):
+    return main(["report", "--params", str(params_path), "--eval-root", str(tmp_path / "eval"),
+                 "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "results"), *extra])
+
+
+def metric(tmp_path, experiment_id, key):
+    path = tmp_path / "eval" / Experiment.parse(experiment_id).path / "metrics.json"
+    return json.loads(path.read_text())["test"][key]
+
+
+def parse_rows(tex: str) -> dict[str, list[str]]:
+    """Row label -> cell texts, read back from the tabular body."""
+    body = tex.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        if line.endswith("\\\\"):
+            cells = [c.strip() for c in line[:-2].split("&")]
+            rows[cells[0].replace("\\_", "_")] = cells[1:]
+    return rows
+
+
+def number(text: str) -> tuple[float, float | None]:
+    match = re.fullmatch(r"([-+]?\d+\.\d+)(?:\$\\pm\$(\d+\.\d+))?(?:\$\^\{\*\}\$)?", text)
+    assert match, text
+    return float(match[1]), (float(match[2]) if match[2] else None)
+
+
+def test_latex_round_trip_and_aggregation(produced):
+    tmp_path, params_path, _ = produced
+    assert run_report(tmp_path, params_path, "--no-plots") == 0
+    rows = parse_rows((tmp_path / "results/tables/cefa_protocols.tex").read_text())
+    assert set(rows) == {"1_1", "1_2", "1_3", "P1 mean"}
+    # A fold row: mean +- sample std over the two seeds; ACER is columns 6-8.
+    seeds = [100 * metric(tmp_path, f"cefa.p1.f2.sdnet.full.s{s}", "acer") for s in (0, 1)]
+    mean, std = number(rows["1_2"][6])
+    assert mean == pytest.approx(np.mean(seeds), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(seeds), abs=0.005)
+    assert rows["1_2"][7] == "4.8" and float(rows["1_2"][8]) == pytest.approx(mean - 4.8, abs=0.011)
+    # The protocol row: mean +- sample std over the fold means.
+    fold_means = [np.mean([100 * metric(tmp_path, f"cefa.p1.f{f}.sdnet.full.s{s}", "apcer")
+                           for s in (0, 1)]) for f in (1, 2, 3)]
+    mean, std = number(rows["P1 mean"][0])
+    assert mean == pytest.approx(np.mean(fold_means), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(fold_means), abs=0.005)
+    assert rows["P1 mean"][1] == "2.4$\\pm$0.6"
+    assert rows["1_1"][1] == "--"  # no published per-sub-protocol APCER
+
+
+def test_missing_experiments_are_flagged(produced):
+    tmp_path, params_path, _ = produced
+    run_report(tmp_path, params_path, "--no-plots")
+    tex = (tmp_path / "results/tables/cefa_modality_ablation.tex").read_text()
+    assert ABSENT.replace("_", "\\_") in tex
+    assert parse_rows(tex)["RGB"][0].endswith("$^{*}$")
+    cells = json.loads((tmp_path / "results/tables/cefa_modality_ablation.cells.json").read_text())
+    assert cells["missing"] == [ABSENT]
+    assert ABSENT in (tmp_path / "results/index.md").read_text()
+    # Tables with no grid row are not produced, and the index says so.
+    assert not (tmp_path / "results/tables/oulu.tex").exists()
+    assert "not produced" in (tmp_path / "results/index.md").read_text()
+
+
+def test_every_cell_is_traceable_with_threshold_provenance(produced):
+    tmp_path, params_path, _ = produced
+    run_report(tmp_path, params_path, "--no-plots")
+    for path in (tmp_path / "results/tables").glob("*.cells.json"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["ours"] == report.MISSING:
+                continue
+            assert len(cell["experiments"]) == len(cell["run_ids"]) == len(cell["thresholds"]) > 0
+            assert all(run_id.startswith("run-") for run_id in cell["run_ids"])
+            assert all({"policy", "split", "value"} <= set(t) for t in cell["thresholds"])
+    msu = (tmp_path / "results/tables/motion_intra.tex").read_text()
+    assert "train\\_eer (threshold from the train split), used because no dev split exists" in msu
+    assert "dev\\_eer (threshold from the dev split)" in (
+        tmp_path / "results/tables/cefa_protocols.tex").read_text()
+
+
+def test_index_links_resolve(produced):
+    tmp_path, params_path, _ = produced
+    run_report(tmp_path, params_path, "--no-plots")
+    index = (tmp_path / "results/index.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", index)
+    assert "tables/all.tex" in links and "tables/cefa_protocols.cells.json" in links
+    assert all((tmp_path / "results" / link).exists() for link in links)
+
+
+@pytest.mark.slow
+def test_plots_are_written_linked_and_stable(produced):
+    tmp_path, params_path, _ = produced
+    assert run_report(tmp_path, params_path) == 0
+    plots = tmp_path / "results/plots"
+    one = plots / "cefa/p1/f1/sdnet/full/s0"
+    assert {p.name for p in one.iterdir()} == {"roc.png", "det.png", "hist.png", "curves.png"}
+    assert (plots / "groups/cefa.p1.sdnet.full.roc.png").exists()
+    index = (tmp_path / "results/index.md").read_text()
+    assert "plots/cefa/p1/f1/sdnet/full/s0/det.png" in index
+    before = {p: p.read_bytes() for p in plots.rglob("*.png")}
+    run_report(tmp_path, params_path)
+    assert {p: p.read_bytes() for p in plots.rglob("*.png")} == before
+
+
+def test_reference_numbers_cite_their_source():
+    references = report.load_references()
+    for source in references["sources"].values():
+        assert source["citation"] and source["version"]
+    for entry in references["index"].values():
+        assert entry["table"] and entry["metric"] in report.METRIC_LABELS
+    assert references["index"][("wacv2021", "cefa", "p3", "mean", "sdnet", "full", "acer")]["value"] == 12.2
+
+
+def test_duplicate_reference_entries_are_rejected(tmp_path):
+    data = yaml.safe_load(report.REFERENCE_NUMBERS.read_text())
+    data["numbers"].append(dict(data["numbers"][0]))
+    path = tmp_path / "refs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="duplicate entry"):
+        report.load_references(path)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not on PATH (apt-get install texlive-latex-base texlive-latex-recommended)")
+def test_tables_compile_with_pdflatex(produced):
+    tmp_path, params_path, _ = produced
+    run_report(tmp_path, params_path, "--no-plots")
+    tables = tmp_path / "results/tables"
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"],
+                            cwd=tables, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (tables / "all.pdf").stat().st_size > 0
