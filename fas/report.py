@@ -29,6 +29,7 @@ REFERENCE_NUMBERS = Path(__file__).parent / "data" / "reference_numbers.yaml"
 REFERENCE_KEYS = ("source", "table", "dataset", "protocol", "fold", "method", "variant", "metric", "value")
 METRIC_LABELS = {"apcer": "APCER", "bpcer": "BPCER", "acer": "ACER", "hter": "HTER", "eer": "EER",
                  "auc": "AUC", "tpr_at_fpr_1e-4": "TPR@FPR=$10^{-4}$"}
+METRICS_KEYS = {"level", "threshold", "test", "provenance"}
 NO_NUMBER = "--"
 MISSING = "missing"
 
@@ -155,12 +156,13 @@ class Results:
             if not path.exists():
                 continue
             try:
-                self.payloads[experiment] = json.loads(path.read_text())
-                self.payloads[experiment]["test"]  # noqa: B018  (must be present)
-                self.files[experiment] = str(path)
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                self.payloads.pop(experiment, None)
-                failures.add(path, f"unreadable metrics file ({error!r})", "treated as missing")
+                payload = json.loads(path.read_text())
+                if not isinstance(payload, dict) or not METRICS_KEYS <= set(payload):
+                    raise ValueError(f"expected the keys {sorted(METRICS_KEYS)}")
+            except ValueError as error:  # json.JSONDecodeError is a ValueError
+                failures.add(path, f"unreadable metrics file ({error})", "treated as missing")
+                continue
+            self.payloads[experiment], self.files[experiment] = payload, str(path)
 
 
 def _summary(by_fold: dict[int, list[float]]) -> dict:

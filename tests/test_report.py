@@ -20,11 +20,6 @@ from test_evaluate import fabricate
 ABSENT = "cefa.p1.f3.sdnet.rgb.s1"  # in the grid, never trained
 
 
-@pytest.fixture(autouse=True)
-def tracking_off(monkeypatch):
-    monkeypatch.setenv("FAS_TRACKING", "0")
-
-
 def small_params(tmp_path):
     """The repository's params with a small grid of two seeds."""
     params = load_params()
@@ -39,23 +34,27 @@ def small_params(tmp_path):
     return path
 
 
-@pytest.fixture
-def produced(tmp_path):
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory):
+    """Fabricated scores and metrics for a small two-seed grid, and its report without plots."""
+    tmp_path = tmp_path_factory.mktemp("report")
     params_path = small_params(tmp_path)
-    experiments = expand(load_params(params_path))
-    for number, experiment in enumerate(experiments):
-        if experiment.id == ABSENT:
-            continue
-        fabricate(tmp_path / "train", experiment.id, seed=number, separation=1.5 + 0.2 * number,
-                  run_id=f"run-{number}")
-        assert main(["evaluate", "--experiment", experiment.id, "--params", str(params_path),
-                     "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "eval")]) == 0
-    return tmp_path, params_path, experiments
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FAS_TRACKING", "0")
+        for number, experiment in enumerate(expand(load_params(params_path))):
+            if experiment.id == ABSENT:
+                continue
+            fabricate(tmp_path / "train", experiment.id, seed=number, separation=1.5 + 0.2 * number,
+                      run_id=f"run-{number}")
+            assert main(["evaluate", "--experiment", experiment.id, "--params", str(params_path),
+                         "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "eval")]) == 0
+        assert run_report(tmp_path, params_path, "results", "--no-plots") == 0
+    return tmp_path, params_path
 
 
-def run_report(tmp_path, params_path, *extra):
+def run_report(tmp_path, params_path, out, *extra):
     return main(["report", "--params", str(params_path), "--eval-root", str(tmp_path / "eval"),
-                 "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "results"), *extra])
+                 "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / out), *extra])
 
 
 def metric(tmp_path, experiment_id, key):
@@ -81,8 +80,7 @@ def number(text: str) -> tuple[float, float | None]:
 
 
 def test_latex_round_trip_and_aggregation(produced):
-    tmp_path, params_path, _ = produced
-    assert run_report(tmp_path, params_path, "--no-plots") == 0
+    tmp_path, _ = produced
     rows = parse_rows((tmp_path / "results/tables/cefa_protocols.tex").read_text())
     assert set(rows) == {"1_1", "1_2", "1_3", "P1 mean"}
     # A fold row: mean +- sample std over the two seeds; ACER is columns 6-8.
@@ -102,8 +100,7 @@ def test_latex_round_trip_and_aggregation(produced):
 
 
 def test_missing_experiments_are_flagged(produced):
-    tmp_path, params_path, _ = produced
-    run_report(tmp_path, params_path, "--no-plots")
+    tmp_path, _ = produced
     tex = (tmp_path / "results/tables/cefa_modality_ablation.tex").read_text()
     assert ABSENT.replace("_", "\\_") in tex
     assert parse_rows(tex)["RGB"][0].endswith("$^{*}$")
@@ -116,8 +113,7 @@ def test_missing_experiments_are_flagged(produced):
 
 
 def test_every_cell_is_traceable_with_threshold_provenance(produced):
-    tmp_path, params_path, _ = produced
-    run_report(tmp_path, params_path, "--no-plots")
+    tmp_path, _ = produced
     for path in (tmp_path / "results/tables").glob("*.cells.json"):
         for cell in json.loads(path.read_text())["cells"]:
             if cell["ours"] == report.MISSING:
@@ -132,8 +128,7 @@ def test_every_cell_is_traceable_with_threshold_provenance(produced):
 
 
 def test_index_links_resolve(produced):
-    tmp_path, params_path, _ = produced
-    run_report(tmp_path, params_path, "--no-plots")
+    tmp_path, _ = produced
     index = (tmp_path / "results/index.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", index)
     assert "tables/all.tex" in links and "tables/cefa_protocols.cells.json" in links
@@ -141,17 +136,18 @@ def test_index_links_resolve(produced):
 
 
 @pytest.mark.slow
-def test_plots_are_written_linked_and_stable(produced):
-    tmp_path, params_path, _ = produced
-    assert run_report(tmp_path, params_path) == 0
-    plots = tmp_path / "results/plots"
+def test_plots_are_written_linked_and_stable(produced, monkeypatch):
+    tmp_path, params_path = produced
+    monkeypatch.setenv("FAS_TRACKING", "0")
+    assert run_report(tmp_path, params_path, "with_plots") == 0
+    plots = tmp_path / "with_plots/plots"
     one = plots / "cefa/p1/f1/sdnet/full/s0"
     assert {p.name for p in one.iterdir()} == {"roc.png", "det.png", "hist.png", "curves.png"}
     assert (plots / "groups/cefa.p1.sdnet.full.roc.png").exists()
-    index = (tmp_path / "results/index.md").read_text()
+    index = (tmp_path / "with_plots/index.md").read_text()
     assert "plots/cefa/p1/f1/sdnet/full/s0/det.png" in index
     before = {p: p.read_bytes() for p in plots.rglob("*.png")}
-    run_report(tmp_path, params_path)
+    run_report(tmp_path, params_path, "with_plots")
     assert {p: p.read_bytes() for p in plots.rglob("*.png")} == before
 
 
@@ -176,10 +172,36 @@ def test_duplicate_reference_entries_are_rejected(tmp_path):
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex not on PATH (apt-get install texlive-latex-base texlive-latex-recommended)")
 def test_tables_compile_with_pdflatex(produced):
-    tmp_path, params_path, _ = produced
-    run_report(tmp_path, params_path, "--no-plots")
+    tmp_path, _ = produced
     tables = tmp_path / "results/tables"
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"],
                             cwd=tables, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:]
     assert (tables / "all.pdf").stat().st_size > 0
+
+
+def test_png_bytes_are_stable(tmp_path):
+    from fas import plots
+    rng = np.random.default_rng(0)
+    curves = {"test": (np.array([True] * 20 + [False] * 20), rng.uniform(0, 1, 40))}
+    first = plots.roc(curves, "x", tmp_path / "a.png").read_bytes()
+    assert plots.roc(curves, "x", tmp_path / "b.png").read_bytes() == first
+    assert b"Software" not in first
+
+
+def test_table_apcer_selects_the_metrics_key():
+    assert report.metric_name("acer", "max") == "acer"
+    assert report.metric_name("acer", "pooled") == "acer_pooled"
+    assert report.metric_name("bpcer", "pooled") == "bpcer"
+
+
+def test_unreadable_metrics_file_is_reported_and_treated_as_missing(tmp_path):
+    experiments = [Experiment.parse("cefa.p1.f1.sdnet.full.s0"), Experiment.parse("cefa.p1.f2.sdnet.full.s0")]
+    for experiment, text in zip(experiments, ["{not json", json.dumps({"test": {}})]):
+        path = tmp_path / experiment.path / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    failures = report.FailureReport("report")
+    results = report.Results(experiments, tmp_path, failures)
+    assert results.payloads == {} and len(failures) == 2
+    assert "unreadable metrics file" in failures.summary() and "cefa/p1/f2" in failures.summary()
