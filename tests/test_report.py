@@ -5,12 +5,16 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
+import types
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+import fas
 from fas import report
 from fas.cli import main
 from fas.config import load_params
@@ -181,7 +185,7 @@ def test_tables_compile_with_pdflatex(produced):
 
 
 def test_png_bytes_are_stable(tmp_path):
-    from fas import plots
+    from fas import plots  # imports matplotlib
     rng = np.random.default_rng(0)
     curves = {"test": (np.array([True] * 20 + [False] * 20), rng.uniform(0, 1, 40))}
     first = plots.roc(curves, "x", tmp_path / "a.png").read_bytes()
@@ -205,3 +209,51 @@ def test_unreadable_metrics_file_is_reported_and_treated_as_missing(tmp_path):
     results = report.Results(experiments, tmp_path, failures)
     assert results.payloads == {} and len(failures) == 2
     assert "unreadable metrics file" in failures.summary() and "cefa/p1/f2" in failures.summary()
+
+
+def payload(acer, policy="test_eer", split="test", oracle=True, run_id="r1"):
+    threshold = {"policy": policy, "requested": policy, "split": split, "value": 0.5,
+                 "oracle": oracle, "source_eer": 0.1, "note": None}
+    return {"level": "video", "threshold": threshold, "test": {"acer": acer, "hter": acer},
+            "provenance": {"run_id": run_id}}
+
+
+def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
+    experiment = Experiment.parse("surf.main.f1.sdnet.full.s0")
+    results = report.Results([], tmp_path, report.FailureReport("report"))
+    results.payloads, results.files = {experiment: payload(0.02)}, {experiment: "m.json"}
+    spec = next(s for s in report.TABLES if s.name == "surf")
+    table = report.build_table(spec, [experiment], results, report.load_references(), "max")
+    tex = report.render_latex(table, report.load_references(), "max")
+    assert "ORACLE: threshold chosen on the test set itself" in tex
+    rows = parse_rows(tex)
+    assert rows["CASIA-SURF"][3:6] == ["2.00", "0.4", "+1.60"]  # ACER ours, paper, difference
+    assert rows["CASIA-SURF"][0] == "missing"  # no TPR@FPR in this payload
+
+
+def test_plots_are_logged_to_training_runs(tmp_path, monkeypatch):
+    logged = []
+
+    class Run:
+        def log_artifact(self, path):
+            logged.append((run_id_seen[-1], Path(path).name))
+
+    run_id_seen = []
+
+    @contextmanager
+    def resume_run(run_id):
+        run_id_seen.append(run_id)
+        yield Run()
+
+    fake = types.ModuleType("fas.tracking")
+    fake.resume_run = resume_run
+    monkeypatch.setitem(sys.modules, "fas.tracking", fake)
+    monkeypatch.setattr(fas, "tracking", fake, raising=False)
+    monkeypatch.setenv("FAS_TRACKING", "1")
+    folder = tmp_path / "cefa/p1/f1/sdnet/full/s0"
+    folder.mkdir(parents=True)
+    (folder / "receipt.json").write_text(json.dumps({"run_id": "abc"}))
+    report.log_plots({"cefa.p1.f1.sdnet.full.s0": [tmp_path / "roc.png"],
+                      "cefa.p1.sdnet.full": [tmp_path / "group.png"],
+                      "cefa.p1.f2.sdnet.full.s0": [tmp_path / "no_receipt.png"]}, tmp_path)
+    assert logged == [("abc", "roc.png")]
