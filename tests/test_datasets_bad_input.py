@@ -71,9 +71,13 @@ def test_cefa_video_under_the_wrong_ethnicity_folder(tmp_path):
     trees.cefa_tree(tmp_path, n_masks=0, protocols=False)
     wrong = tmp_path / "CASIA_CeFA" / "Ethnicity" / "AF" / "AF-000" / "2_000_1_1_1" / "color" / "0001.jpg"
     trees.touch(wrong)
-    _, _, report = index_dataset("cefa", tmp_path)
-    assert ("CASIA_CeFA/Ethnicity/AF/AF-000/2_000_1_1_1/color/0001.jpg",
-            "bad name: video 2_000_1_1_1 is filed under AF/AF-000") in reasons(report)
+    manifest, protocols, report = index_dataset("cefa", tmp_path)
+    assert reasons(report) == {
+        ("CASIA_CeFA/Ethnicity/AF/AF-000/2_000_1_1_1/color/0001.jpg",
+         "bad name: video 2_000_1_1_1 is filed under AF/AF-000"),
+        ("CASIA_CeFA/protocol", "no protocol lists found "
+                                "(CASIA_CeFA@p<N.M>_video_<split>.txt or 4@<k>_<split>.txt)")}
+    assert len(manifest) == 3 * 5 * 5 and protocols == []
 
 
 def test_malformed_protocol_lines_name_file_and_line(tmp_path):

@@ -99,6 +99,9 @@ class CeFA(Adapter):
         return labels
 
     def build_protocols(self, ctx: Context) -> None:
+        if not ctx.side(PROTOCOL_LIST) and not ctx.side(CHALLENGE_LIST):
+            ctx.report.add("CASIA_CeFA/protocol", "no protocol lists found "
+                           "(CASIA_CeFA@p<N.M>_video_<split>.txt or 4@<k>_<split>.txt)")
         for rel, match in ctx.side(PROTOCOL_LIST):
             if match["sub"] not in SUBPROTOCOLS:
                 ctx.report.add(rel, f"sub-protocol p{match['sub']} is not one the paper uses", action=IGNORED)
