@@ -165,3 +165,14 @@ def test_missing_annotation_is_recorded_but_not_a_skip(tmp_path):
     assert run_index("replay", tmp_path / "root", tmp_path / "out", "--strict") == 0
     entries = skipped(tmp_path / "out")
     assert len(entries) == 4 * 24 and {e["action"] for e in entries} == {"no annotation"}
+
+
+def test_symlinked_folders_are_followed_and_loops_reported(tmp_path):
+    trees.casia_fasd_tree(tmp_path / "root", train=2, test=3)
+    shutil.move(tmp_path / "root" / "test_release" / "3", tmp_path / "elsewhere")
+    (tmp_path / "root" / "test_release" / "3").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "root" / "train_release" / "1" / "loop").symlink_to(tmp_path / "root" / "train_release")
+    manifest, _, report = index_dataset("casia_fasd", tmp_path / "root")
+    assert len(manifest) == 5 * 12
+    assert [e["path"] for e in report.entries] == ["train_release/1/loop"]
+    assert "link loop" in report.entries[0]["reason"]

@@ -77,9 +77,17 @@ def walk_files(root: Path, report: FailureReport) -> Iterator[tuple[str, int | N
     def on_error(error: OSError) -> None:
         report.add(_relative(root, error.filename), f"unreadable folder: {error.strerror}")
 
-    for folder, subfolders, files in os.walk(root, onerror=on_error):
-        subfolders.sort()
+    seen_folders = set()  # (device, inode): symlinked folders are followed, never twice
+    for folder, subfolders, files in os.walk(root, onerror=on_error, followlinks=True):
         base = Path(folder)
+        info = base.stat()
+        identity = (info.st_dev, info.st_ino)
+        if identity in seen_folders:
+            report.add(_relative(root, base), "folder link loop or second link to a folder: not walked again")
+            subfolders.clear()
+            continue
+        seen_folders.add(identity)
+        subfolders.sort()
         if not files and not subfolders and base != root:
             report.add(_relative(root, base), "empty folder")
         for name in sorted(files):
@@ -127,12 +135,13 @@ class Context:
         """The side files whose path fully matches `pattern`, with their matches."""
         return [(rel, m) for rel in self.side_files if (m := pattern.fullmatch(rel))]
 
-    def lines(self, rel: str) -> Iterator[tuple[str, str]]:
+    def lines(self, rel: str, report: bool = True) -> Iterator[tuple[str, str]]:
         """(`file:line`, stripped text) of the non-blank lines of a side file."""
         try:
             text = (self.root / rel).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            self.report.add(rel, f"unreadable protocol file: {error}")
+            if report:
+                self.report.add(rel, f"unreadable protocol file: {error}")
             return
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():

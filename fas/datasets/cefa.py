@@ -135,7 +135,7 @@ class CeFA(Adapter):
         """(`file:line`, video id, is_live) per video of a challenge list (label 1 = real)."""
         prefix = f"{match['prefix']}/" if match["prefix"] else ""
         seen = set()
-        for where, line in ctx.lines(rel):
+        for where, line in ctx.lines(rel, report=report):
             parsed = LIST_LINE.fullmatch(line)
             path = parsed and CHALLENGE_PATH.fullmatch(parsed["path"])
             if not path:
