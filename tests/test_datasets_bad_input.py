@@ -43,7 +43,7 @@ def test_missing_modality_folder_skips_the_video_and_its_list_entries(tmp_path):
     video = "Ethnicity/CA/CA-300/2_300_1_1_1"
     shutil.rmtree(tmp_path / "CASIA_CeFA" / video / "ir")
     manifest, protocols, report = index_dataset("cefa", tmp_path)
-    assert (video, "missing modality folder(s) ir (or no readable frames in them)") in reasons(report)
+    assert (f"CASIA_CeFA/{video}", "missing modality folder(s) ir (or no readable frames in them)") in reasons(report)
     assert video not in {m["video_id"] for m in manifest} and len(manifest) == 3 * 5 * 5 - 1
     absent = [e for e in report.entries if "absent" in e["reason"]]
     # p1.1, p1.5, p2.1, p2.2, p3.x and p4.1, p4.5 test lists name it.
@@ -176,3 +176,14 @@ def test_symlinked_folders_are_followed_and_loops_reported(tmp_path):
     assert len(manifest) == 5 * 12
     assert [e["path"] for e in report.entries] == ["train_release/1/loop"]
     assert "link loop" in report.entries[0]["reason"]
+
+
+def test_empty_frames_leave_a_modality_without_frames(tmp_path):
+    trees.cefa_tree(tmp_path, n_masks=0, protocols=False)
+    frame = tmp_path / "CASIA_CeFA" / "Ethnicity" / "EA" / "EA-001" / "3_001_3_2_2" / "depth" / "0001.jpg"
+    frame.write_bytes(b"")
+    manifest, _, report = index_dataset("cefa", tmp_path)
+    video = "CASIA_CeFA/Ethnicity/EA/EA-001/3_001_3_2_2"
+    assert {(f"{video}/depth/0001.jpg", "empty file (0 bytes)"),
+            (video, "missing modality folder(s) depth (or no readable frames in them)")} <= reasons(report)
+    assert len(manifest) == 3 * 5 * 5 - 1

@@ -162,7 +162,7 @@ class Adapter:
         """Labels of videos whose names carry none: video_id -> (is_live, pai)."""
         return {}
 
-    def annotation(self, video_id: str, path: str, side_files: set[str]) -> str | None:
+    def annotation(self, video_id: str, side_files: set[str]) -> str | None:
         """The face-location file of a video, if the layout has them."""
         return None
 
@@ -193,7 +193,8 @@ class Adapter:
             if self.side_files is not None and self.side_files.fullmatch(rel):
                 side_files.append(rel)
                 continue
-            match = next((m for layout in self.layouts if (m := layout.pattern.fullmatch(rel))), None)
+            layout, match = next(((layout, m) for layout in self.layouts
+                                  if (m := layout.pattern.fullmatch(rel))), (None, None))
             if match is None:
                 report.add(rel, f"unknown file name: matches no {self.name} layout pattern")
                 continue
@@ -203,7 +204,6 @@ class Adapter:
             if size == 0:
                 report.add(rel, "empty file (0 bytes)")
                 continue
-            layout = next(layout for layout in self.layouts if layout.pattern is match.re)
             groups = match.groupdict()
             try:
                 fields = layout.decode(groups)
@@ -223,16 +223,17 @@ class Adapter:
         side_set = set(side_files)
         videos = {}
         for video_id, fields in found.items():
-            missing = [m for m in self.modalities if m not in streams[video_id]]
-            if missing:
-                report.add(video_id, f"missing modality folder(s) {', '.join(missing)} "
-                                     f"(or no readable frames in them)")
-                continue
             paths = streams[video_id]
+            missing = [m for m in self.modalities if m not in paths]
+            if missing:
+                video_dir = next(iter(paths.values())).rsplit("/", 1)[0]
+                report.add(video_dir, f"missing modality folder(s) {', '.join(missing)} "
+                                      f"(or no readable frames in them)")
+                continue
             videos[video_id] = {
                 "dataset": self.name, "video_id": video_id, "media": self.media,
                 **{f"path_{m}": paths.get(m) for m in MODALITIES},
-                "path_annotation": self.annotation(video_id, paths["color"], side_set),
+                "path_annotation": self.annotation(video_id, side_set),
                 **{name: None for name in DESCRIPTIVE_FIELDS},
                 **fields,
             }

@@ -49,7 +49,7 @@ class Replay(Adapter):
     # Enrolment videos are not used for PAD; face-location files are annotations.
     side_files = re.compile(r"enroll/.*|face-locations/.*\.face")
 
-    def annotation(self, video_id: str, path: str, side_files: set[str]) -> str | None:
+    def annotation(self, video_id: str, side_files: set[str]) -> str | None:
         candidate = f"face-locations/{video_id}.face"
         return candidate if candidate in side_files else None
 
