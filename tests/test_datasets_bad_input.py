@@ -187,3 +187,14 @@ def test_empty_frames_leave_a_modality_without_frames(tmp_path):
     assert {(f"{video}/depth/0001.jpg", "empty file (0 bytes)"),
             (video, "missing modality folder(s) depth (or no readable frames in them)")} <= reasons(report)
     assert len(manifest) == 3 * 5 * 5 - 1
+
+
+def test_challenge_train_label_is_checked_against_the_name(tmp_path):
+    trees.cefa_challenge_tree(tmp_path)
+    listing = tmp_path / "4@2_train.txt"
+    listing.write_text(listing.read_text().replace("train/1_031_3_1_4/profile/0001.jpg 0",
+                                                   "train/1_031_3_1_4/profile/0001.jpg 1"))
+    _, protocols, report = index_dataset("cefa", tmp_path)
+    assert [(e["path"], e["reason"]) for e in report.entries if e["action"] == "skipped"] == [
+        ("4@2_train.txt:3", "label disagrees with the path: the list says live, train/1_031_3_1_4 is replay")]
+    assert sum(r["protocol"] == "challenge4" and r["fold"] == 2 and r["split"] == "train" for r in protocols) == 3
