@@ -173,8 +173,8 @@ def jobs(params: dict) -> list[Job]:
                 "dynamic", dataset, "--static", static, "--out", dynamic), [static],
                 [dynamic], STAGE_PARAMS["dynamic"], cache=False))
     if any(e.dataset == "cross" for e in experiments):
-        sources = sorted({d for e in experiments if e.dataset == "cross"
-                          for d in experiment_datasets(e)})
+        # `fas index cross` reads every cross-dataset source indexed by the grid.
+        sources = sorted(set(CROSS_LETTERS.values()) & set(datasets))
         result.append(Job("index", "cross", _fas("index", "cross", "--root", "data/index",
                                                  "--out", index_dir("cross")),
                           [p for d in sources for p in index_outputs(d)[:2]],
