@@ -43,6 +43,9 @@ PROTOCOL_SCHEMA = pa.schema([
 # Report actions. Only SKIPPED counts as a problem for --strict; the others
 # record deliberate omissions (a list the paper does not use, a video whose
 # label the dataset does not publish, a missing optional annotation).
+# The synthetic generator's record of how it made a tree (`fas synth`), at the root.
+GENERATOR_RECORD = "synth.json"
+
 SKIPPED, IGNORED, UNLABELLED, NO_ANNOTATION = "skipped", "ignored", "unlabelled", "no annotation"
 
 
@@ -190,6 +193,8 @@ class Adapter:
         streams: dict[str, dict[str, str]] = {}
         side_files: list[str] = []
         for rel, size in walk_files(root, report):
+            if rel == GENERATOR_RECORD:
+                continue
             if self.side_files is not None and self.side_files.fullmatch(rel):
                 side_files.append(rel)
                 continue

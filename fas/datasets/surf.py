@@ -30,6 +30,8 @@ class Surf(Adapter):
     name = "surf"
     media = "frames"
     modalities = ("color", "depth", "ir")
+    # The challenge release's frame lists (label 1 = real); membership follows the folders.
+    side_files = re.compile(r"(?:Data/)?(?:train_list|val_private_list|test_private_list)\.txt")
     layouts = (Layout(re.compile(
         r"(?:Data/)?(?P<video>(?P<folder>Training|Val|Testing)/(?P<part>real_part|fake_part)/"
         r"(?P<subject>CLKJ_[ABC]S\d{4})/(?P<clip>real|\d\d_[a-z]+_[sb])\.rssdk)"
