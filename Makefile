@@ -24,9 +24,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 reproduce: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m fas.cli synth all --out data/synthetic --scale demo --seed 0
-	for ds in cefa surf oulu siw replay msu casia_fasd; do \
-	  $(BIN)/fas index $$ds --root data/synthetic/$$ds --out data/index/$$ds || exit 1; done
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -j $(JOBS)
 
 bench: setup
 	$(BIN)/python -m bench

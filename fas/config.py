@@ -9,13 +9,18 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PARAMS = REPO_ROOT / "params.yaml"
+# Both orchestrators run every command from the project folder, so the
+# params of the checkout being run (or a copy of it) are in the working folder.
+DEFAULT_PARAMS = Path("params.yaml")
 SYNTHETIC_ROOT = Path("data/synthetic")
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
-    """Read params.yaml (the repository's by default)."""
+    """Read params.yaml (the working folder's by default)."""
     path = Path(path) if path else DEFAULT_PARAMS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.resolve()}: no params file here; run fas from the "
+                                "project folder or pass --params")
     with open(path) as handle:
         return yaml.safe_load(handle)
 

@@ -26,7 +26,7 @@ def test_grid_has_every_cefa_subprotocol_and_no_duplicates():
     assert len(experiments) == len({e.id for e in experiments})
     cefa_full = {(e.protocol, e.fold) for e in experiments
                  if e.dataset == "cefa" and e.variant == "full"}
-    assert {("p1", 1), ("p1", 3), ("p2", 2), ("p3", 3), ("p4", 3), ("challenge4", 1)} <= cefa_full
+    assert {("p1", 1), ("p1", 3), ("p2", 2), ("p3", 3), ("p4", 3)} <= cefa_full
 
 
 def test_find_rejects_experiments_outside_the_grid():

@@ -1,0 +1,57 @@
+"""`fas index DATASET --root DIR --out DIR`: manifest.parquet, protocols.parquet, skipped.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fas.datasets import ADAPTERS
+from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, write_parquet
+from fas.datasets.cross import build_cross
+from fas.io import FailureReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=[*sorted(ADAPTERS), "cross"],
+                        help="dataset layout to parse; `cross` reads the other datasets' index folders")
+    parser.add_argument("--root", type=Path, required=True,
+                        help="dataset root (for `cross`: the folder holding the datasets' index folders)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--strict", action="store_true", help="exit non-zero when anything was skipped")
+
+
+def index_dataset(dataset: str, root: Path) -> tuple[list[dict], list[dict], FailureReport]:
+    """Manifest rows, protocol rows and the report of one dataset (or `cross`)."""
+    report = FailureReport("index")
+    if dataset == "cross":
+        manifest, protocols = build_cross(root, report)
+    else:
+        manifest, protocols = ADAPTERS[dataset]().index(root, report)
+    return manifest, protocols, report
+
+
+def run(args: argparse.Namespace) -> int:
+    root, out = Path(args.root), Path(args.out)
+    if not root.is_dir():
+        reason = "is not a folder" if root.exists() else "does not exist"
+        print(f"fas index {args.dataset}: root {root} {reason}", file=sys.stderr)
+        return 2
+    manifest, protocols, report = index_dataset(args.dataset, root)
+    report.write(out / "skipped.json")
+    if report.entries:
+        print(report.summary(), file=sys.stderr)
+    if not manifest:
+        for stale in ("manifest.parquet", "protocols.parquet"):
+            (out / stale).unlink(missing_ok=True)
+        print(f"fas index {args.dataset}: nothing usable under {root} (see {out / 'skipped.json'})",
+              file=sys.stderr)
+        return 1
+    write_parquet(manifest, MANIFEST_SCHEMA, out / "manifest.parquet")
+    write_parquet(protocols, PROTOCOL_SCHEMA, out / "protocols.parquet")
+    print(f"fas index {args.dataset}: {len(manifest)} videos, {len(protocols)} protocol rows -> {out}")
+    skipped = sum(entry["action"] == SKIPPED for entry in report.entries)
+    if args.strict and skipped:
+        print(f"fas index {args.dataset}: --strict and {skipped} item(s) skipped", file=sys.stderr)
+        return 1
+    return 0

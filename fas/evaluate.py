@@ -1,0 +1,214 @@
+"""`fas evaluate`: ISO/IEC 30107-3 metrics of one experiment, video and frame level.
+
+Reads `results/train/<path>/{scores,frame_scores}.parquet` and `receipt.json`,
+writes `results/eval/<path>/metrics.json` (a DVC metrics file) and logs the
+same numbers to the experiment's MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+from fas import grid, metrics
+from fas.config import load_params
+from fas.io import write_json
+
+LEVEL_FILES = {"video": "scores.parquet", "frame": "frame_scores.parquet"}
+# Splits the label polarity guard looks at: in-domain data only, since a model
+# may legitimately rank a shifted test domain below chance.
+POLARITY_SPLITS = ("train", "dev")
+DEFAULTS = {"threshold_policy": "dev_eer", "fixed_threshold": 0.5, "level": "video",
+            "no_dev_policy": "train_eer", "polarity_min_auc": 0.2, "polarity_min_per_class": 10,
+            "table_apcer": "max"}
+
+
+def settings_from(params: dict) -> dict:
+    """The `evaluate:` section of params.yaml with defaults filled in."""
+    settings = {**DEFAULTS, **(params.get("evaluate") or {})}
+    if settings["level"] not in LEVEL_FILES:
+        raise ValueError(f"evaluate.level must be one of {list(LEVEL_FILES)} (got {settings['level']!r})")
+    return settings
+
+
+def load_scores(path: Path) -> pd.DataFrame:
+    """A scores table, checked for columns, values and label consistency."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: scores file not found (run `fas train` first)")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise metrics.ScoreError(f"{path}: unreadable Parquet file ({error})") from error
+    metrics.check_scores(table, str(path))
+    return table
+
+
+def evaluate_table(table: pd.DataFrame, source: str, settings: dict) -> dict:
+    """Headline result under the configured policy and one block per available policy."""
+    for split in POLARITY_SPLITS:
+        rows = table[table["split"] == split]
+        metrics.check_polarity(rows["is_live"].to_numpy(bool), rows["score"].to_numpy(float),
+                               f"{source} ({split} split)",
+                               min_auc=settings["polarity_min_auc"],
+                               min_per_class=settings["polarity_min_per_class"])
+    test = table[table["split"] == "test"]
+    if test.empty:
+        raise metrics.ScoreError(f"{source}: no test rows to evaluate")
+
+    def at(policy: str, no_dev_policy: str | None) -> metrics.Threshold:
+        return metrics.select_threshold(table, policy, fixed=settings["fixed_threshold"],
+                                        no_dev_policy=no_dev_policy)
+
+    headline = metrics.evaluate_rows(test, at(settings["threshold_policy"], settings["no_dev_policy"]))
+    policies, unavailable = {}, {}
+    for policy in metrics.POLICIES:
+        try:
+            policies[policy] = metrics.evaluate_rows(test, at(policy, None))
+        except ValueError as error:
+            unavailable[policy] = str(error)
+    return {"headline": headline, "policies": policies, "unavailable": unavailable}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_receipt(train_dir: Path) -> dict:
+    """The training receipt (`run_id`, ...), or {} when there is none."""
+    path = train_dir / "receipt.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _finite(value):
+    """NaN and infinities become null: metrics.json stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def evaluate_experiment(experiment: grid.Experiment, settings: dict, train_root: Path) -> dict:
+    """The metrics.json payload of one experiment.
+
+    The headline level must be scorable; a problem with the other level is
+    recorded under provenance.problems and that level is left out.
+    """
+    train_dir = Path(train_root) / experiment.path
+    levels, problems, files = {}, [], {}
+    for level, name in LEVEL_FILES.items():
+        path = train_dir / name
+        try:
+            levels[level] = evaluate_table(load_scores(path), str(path), settings)
+            files[level] = {"path": str(path), "sha256": sha256(path)}
+        except (metrics.ScoreError, FileNotFoundError, ValueError) as error:
+            if level == settings["level"]:
+                raise
+            problems.append({"path": str(path), "reason": str(error), "action": "level skipped"})
+    headline = levels[settings["level"]]["headline"]
+    return _finite({
+        "experiment": experiment.id,
+        "level": settings["level"],
+        "threshold": headline["threshold"],
+        "test": {k: v for k, v in headline.items() if k != "threshold"},
+        "levels": {level: {"policies": r["policies"], "unavailable": r["unavailable"]}
+                   for level, r in levels.items()},
+        "provenance": {
+            "accept_rule": metrics.ACCEPT_RULE,
+            "evaluated_split": "test",
+            "settings": settings,
+            "scores": files,
+            "run_id": read_receipt(train_dir).get("run_id"),
+            "problems": problems,
+        },
+    })
+
+
+def tracker() -> ModuleType | None:
+    """fas.tracking, or None when tracking is off; skipping the import keeps MLflow out of tests."""
+    if os.environ.get("FAS_TRACKING", "1") == "0":
+        return None
+    from fas import tracking
+    return tracking
+
+
+def mlflow_metrics(payload: dict) -> dict[str, float]:
+    """Flat `test/...` metric names of the headline and `test/<level>/...` of the other level."""
+    flat = {}
+
+    def add(prefix: str, block: dict) -> None:
+        for key, value in block.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+                flat[f"{prefix}/{key}"] = float(value)
+        for pai, value in block.get("apcer_per_pai", {}).items():
+            if value is not None:
+                flat[f"{prefix}/apcer/{pai}"] = float(value)
+
+    add("test", payload["test"])
+    policy = payload["threshold"]["policy"]
+    for level, result in payload["levels"].items():
+        if level != payload["level"] and policy in result["policies"]:
+            add(f"test/{level}", result["policies"][policy])
+    flat["eval/threshold"] = float(payload["threshold"]["value"])
+    if payload["threshold"]["source_eer"] is not None:
+        flat["eval/threshold_source_eer"] = float(payload["threshold"]["source_eer"])
+    return flat
+
+
+def log_to_run(payload: dict, metrics_path: Path) -> None:
+    """Log the headline numbers and threshold provenance into the training run."""
+    run_id = payload["provenance"]["run_id"]
+    tracking = tracker()
+    if tracking is None or not run_id:
+        return
+    threshold = payload["threshold"]
+    with tracking.resume_run(run_id) as run:
+        run.log_metrics(mlflow_metrics(payload))
+        run.set_tags({"eval/level": payload["level"], "eval/threshold_policy": threshold["policy"],
+                      "eval/threshold_requested": threshold["requested"],
+                      "eval/threshold_split": str(threshold["split"]),
+                      "eval/threshold_oracle": str(threshold["oracle"]).lower()})
+        run.log_artifact(str(metrics_path))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="experiment id from `fas grid`")
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
+    parser.add_argument("--train-root", type=Path, default=Path("results/train"))
+    parser.add_argument("--out", type=Path, default=Path("results/eval"))
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    try:
+        experiment = grid.find(params, args.experiment)
+        payload = evaluate_experiment(experiment, settings_from(params), args.train_root)
+    except (KeyError, ValueError, FileNotFoundError) as error:
+        print(f"fas evaluate: {error.args[0] if isinstance(error, KeyError) else error}",
+              file=sys.stderr)
+        return 1
+    for problem in payload["provenance"]["problems"]:
+        print(f"fas evaluate: {problem['path']}: {problem['reason']} ({problem['action']})",
+              file=sys.stderr)
+    target = args.out / experiment.path / "metrics.json"
+    write_json(target, payload)
+    log_to_run(payload, target)
+    test, threshold = payload["test"], payload["threshold"]
+    print(f"{experiment.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
+          f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "
+          f"from {threshold['split']} split) -> {target}")
+    return 0

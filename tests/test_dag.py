@@ -1,0 +1,60 @@
+"""One grid, two orchestrators: fas.grid, Snakemake and DVC name the same jobs."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fas import dag
+from fas.config import REPO_ROOT, load_params
+from fas.grid import expand
+
+BIN = Path(sys.executable).parent
+
+
+def test_committed_dvc_yaml_is_up_to_date():
+    assert (REPO_ROOT / "dvc.yaml").read_text() == dag.render_dvc_yaml(load_params()), \
+        "dvc.yaml is stale: run `fas dag dvc`"
+
+
+def test_every_experiment_has_train_and_evaluate_jobs():
+    params = load_params()
+    names = {job.name for job in dag.jobs(params)}
+    for experiment in expand(params):
+        assert f"train-{experiment.id}" in names
+        assert f"evaluate-{experiment.id}" in names
+
+
+def test_outputs_are_unique_and_every_dependency_is_produced_or_a_source():
+    jobs = dag.jobs(load_params())
+    outputs = [out for job in jobs for out in job.outs]
+    assert len(outputs) == len(set(outputs))
+    produced = set(outputs)
+    for job in jobs:
+        for dep in job.deps:
+            assert dep in produced, f"{job.name} reads {dep}, which no job writes"
+
+
+def test_cross_protocol_sources_follow_their_names():
+    assert dag.cross_sources("replay_to_casia_fasd") == ["casia_fasd", "replay"]
+    assert dag.cross_sources("ocm_to_i") == ["casia_fasd", "msu", "oulu", "replay"]
+    with pytest.raises(ValueError):
+        dag.cross_sources("replay")
+
+
+@pytest.mark.slow
+def test_snakemake_runs_the_same_commands_as_dvc():
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    dry = subprocess.run([str(BIN / "snakemake"), "-n", "-p", "--forceall"], cwd=REPO_ROOT,
+                         env=env, capture_output=True, text=True, check=True)
+    lines = (dry.stdout + dry.stderr).splitlines()
+    snakemake_cmds = {re.sub(r" > logs/\S+ 2>&1$", "", line.removeprefix("Shell command: "))
+                      for line in lines if line.startswith("Shell command: fas ")}
+    dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    dvc_cmds = {stage["cmd"] for stage in dvc.values()}
+    assert snakemake_cmds == dvc_cmds
+    assert len(dvc_cmds) == len(dvc)  # one command per job, none repeated

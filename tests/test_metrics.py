@@ -1,0 +1,189 @@
+"""ISO/IEC 30107-3 metrics: hand-worked cases and independent computations."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.interpolate import interp1d
+from scipy.optimize import brentq
+from sklearn.metrics import roc_curve
+
+from fas import metrics
+
+# Hand-worked case: 4 live, 2 print, 4 replay; threshold 0.5.
+LIVE = [0.9, 0.8, 0.3, 0.7]
+PRINT = [0.6, 0.2]
+REPLAY = [0.1, 0.55, 0.4, 0.05]
+
+
+def hand_case():
+    scores = np.array(LIVE + PRINT + REPLAY)
+    pai = np.array(["live"] * 4 + ["print"] * 2 + ["replay"] * 4)
+    return pai == "live", pai, scores
+
+
+def table(rows):
+    """A scores table from (split, pai, score) triples."""
+    frame = pd.DataFrame(rows, columns=["split", "pai", "score"])
+    frame.insert(0, "video_id", [f"v{i}" for i in range(len(frame))])
+    frame["is_live"] = frame["pai"] == "live"
+    return frame
+
+
+def test_error_rates_hand_worked():
+    is_live, pai, scores = hand_case()
+    rates = metrics.error_rates(is_live, pai, scores, 0.5)
+    assert rates["apcer_per_pai"] == {"print": 0.5, "replay": 0.25}
+    assert rates["apcer"] == 0.5  # max over species
+    assert rates["apcer_pooled"] == pytest.approx(2 / 6)
+    assert rates["bpcer"] == 0.25  # the live 0.3 is rejected
+    assert rates["acer"] == pytest.approx(0.375)
+    assert rates["acer_pooled"] == pytest.approx((2 / 6 + 0.25) / 2)
+    assert rates["hter"] == pytest.approx(7 / 24)
+
+
+def test_score_equal_to_threshold_is_accepted_as_live():
+    is_live, pai, scores = hand_case()
+    rates = metrics.error_rates(is_live, pai, scores, 0.3)
+    assert rates["bpcer"] == 0.0  # 0.3 >= 0.3
+    assert rates["apcer_per_pai"]["replay"] == 0.5  # 0.55 and 0.4
+
+
+def test_eer_hand_worked():
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1, 0.05])
+    is_live = np.array([True] * 4 + [False] * 4)
+    value, threshold = metrics.eer(is_live, scores)
+    assert (value, threshold) == (0.25, 0.6)  # FAR 1/4 (0.6) = FRR 1/4 (0.3)
+
+
+def test_eer_of_constant_scores_has_a_finite_threshold():
+    value, threshold = metrics.eer(np.array([True, False, True]), np.full(3, 0.5))
+    assert value == 0.5 and threshold == 0.5
+
+
+def random_scores(seed, n_live=400, n_attack=600):
+    rng = np.random.default_rng(seed)
+    scores = np.concatenate([rng.beta(5, 2, n_live), rng.beta(2, 5, n_attack)])
+    return np.array([True] * n_live + [False] * n_attack), scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eer_agrees_with_interpolated_sklearn_roc(seed):
+    is_live, scores = random_scores(seed)
+    fpr, tpr, _ = roc_curve(is_live.astype(int), scores, pos_label=1)
+    reference = brentq(lambda x: 1.0 - x - interp1d(fpr, tpr)(x), 0.0, 1.0)
+    value, threshold = metrics.eer(is_live, scores)
+    assert value == pytest.approx(reference, abs=1 / 400)
+    # The threshold reproduces the EER through the explicit accept rule.
+    rates = metrics.error_rates(is_live, np.where(is_live, "live", "print"), scores, threshold)
+    assert abs(rates["apcer_pooled"] - rates["bpcer"]) <= 2 / 400
+    assert (rates["apcer_pooled"] + rates["bpcer"]) / 2 == pytest.approx(value)
+
+
+def test_roc_points_match_explicit_sweep():
+    is_live, scores = random_scores(3, 50, 70)
+    far, frr, thresholds = metrics.roc_points(is_live, scores)
+    pai = np.where(is_live, "live", "replay")
+    for f, r, t in zip(far[1:], frr[1:], thresholds[1:]):
+        rates = metrics.error_rates(is_live, pai, scores, t)
+        assert (rates["apcer_pooled"], rates["bpcer"]) == pytest.approx((f, r))
+
+
+def test_auc_equals_mann_whitney_count():
+    is_live, scores = random_scores(4, 60, 80)
+    live, attack = scores[is_live], scores[~is_live]
+    pairs = (live[:, None] > attack[None, :]).mean() + 0.5 * (live[:, None] == attack[None, :]).mean()
+    assert metrics.auc(is_live, scores) == pytest.approx(pairs)
+
+
+def test_tpr_at_fpr():
+    # 100 attacks at 0.000..0.495; live: one at 0.2, one at 0.4925 (just below
+    # the top attack), eight at 0.6..0.95.
+    attack = np.arange(100) / 200
+    live = np.array([0.2, 0.4925] + [0.6 + 0.05 * i for i in range(8)])
+    is_live = np.array([False] * 100 + [True] * 10)
+    scores = np.concatenate([attack, live])
+    # FAR <= 1e-2 allows one attack (0.495) accepted, so the threshold may drop to 0.4925.
+    assert metrics.tpr_at_fpr(is_live, scores, 1e-2) == pytest.approx(0.9)
+    # FAR <= 1e-3 with 100 attacks means FAR = 0: threshold above 0.495.
+    assert metrics.tpr_at_fpr(is_live, scores, 1e-3) == pytest.approx(0.8)
+    assert metrics.fpr_key(1e-4) == "tpr_at_fpr_1e-4"
+
+
+def test_check_scores_rejects_bad_tables():
+    good = table([("test", "live", 0.9), ("test", "print", 0.1)])
+    metrics.check_scores(good, "ok.parquet")
+    with pytest.raises(metrics.ScoreError, match=r"bad\.parquet: missing column\(s\) \['score'\]"):
+        metrics.check_scores(good.drop(columns="score"), "bad.parquet")
+    with pytest.raises(metrics.ScoreError, match="NaN"):
+        metrics.check_scores(good.assign(score=[0.9, math.nan]), "bad.parquet")
+    with pytest.raises(metrics.ScoreError, match=r"outside \[0, 1\]"):
+        metrics.check_scores(good.assign(score=[1.5, 0.1]), "bad.parquet")
+    with pytest.raises(metrics.ScoreError, match="boolean"):
+        metrics.check_scores(good.assign(is_live=[1, 0]), "bad.parquet")
+    with pytest.raises(metrics.ScoreError, match="unknown split"):
+        metrics.check_scores(good.assign(split=["test", "val"]), "bad.parquet")
+    with pytest.raises(metrics.ScoreError, match="is_live disagrees with pai"):
+        metrics.check_scores(good.assign(is_live=[False, True]), "bad.parquet")
+
+
+def test_polarity_guard_rejects_inverted_scores():
+    is_live, scores = random_scores(5, 30, 30)
+    metrics.check_polarity(is_live, scores, "dev", min_auc=0.2, min_per_class=10)
+    with pytest.raises(metrics.ScoreError, match="inverted"):
+        metrics.check_polarity(is_live, 1 - scores, "dev", min_auc=0.2, min_per_class=10)
+    # Too few samples to judge: accepted.
+    metrics.check_polarity(is_live[25:35], 1 - scores[25:35], "dev", min_auc=0.2, min_per_class=10)
+
+
+def split_table(seed=0, splits=("train", "dev", "test")):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split in splits:
+        rows += [(split, "live", s) for s in rng.beta(5, 2, 30)]
+        rows += [(split, pai, s) for pai in ("print", "replay") for s in rng.beta(2, 5, 20)]
+    return table(rows)
+
+
+def test_dev_eer_threshold_comes_from_dev():
+    frame = split_table()
+    threshold = metrics.select_threshold(frame, "dev_eer", fixed=0.5, no_dev_policy="train_eer")
+    dev = frame[frame["split"] == "dev"]
+    expected_eer, expected = metrics.eer(dev["is_live"].to_numpy(), dev["score"].to_numpy())
+    assert (threshold.value, threshold.split, threshold.policy) == (expected, "dev", "dev_eer")
+    assert threshold.source_eer == expected_eer and not threshold.oracle
+
+
+def test_no_dev_split_uses_and_names_no_dev_policy():
+    frame = split_table(splits=("train", "test"))
+    threshold = metrics.select_threshold(frame, "dev_eer", fixed=0.5, no_dev_policy="train_eer")
+    assert (threshold.policy, threshold.split, threshold.requested) == ("train_eer", "train", "dev_eer")
+    assert "no_dev_policy train_eer" in threshold.note
+    with pytest.raises(ValueError, match="no dev split"):
+        metrics.select_threshold(frame, "dev_eer", fixed=0.5, no_dev_policy=None)
+
+
+def test_oracle_and_fixed_thresholds_are_labelled():
+    frame = split_table()
+    oracle = metrics.select_threshold(frame, "test_eer", fixed=0.5, no_dev_policy=None)
+    assert oracle.oracle and oracle.split == "test" and "oracle" in oracle.note
+    fixed = metrics.select_threshold(frame, "fixed", fixed=0.42, no_dev_policy=None)
+    assert (fixed.value, fixed.split, fixed.oracle) == (0.42, None, False)
+
+
+def test_evaluate_rows_carries_threshold_and_counts():
+    frame = split_table()
+    threshold = metrics.select_threshold(frame, "fixed", fixed=0.5, no_dev_policy=None)
+    result = metrics.evaluate_rows(frame[frame["split"] == "test"], threshold)
+    assert result["threshold"]["policy"] == "fixed" and result["threshold"]["value"] == 0.5
+    assert result["n_live"] == 30 and result["n_per_pai"] == {"print": 20, "replay": 20}
+    assert {"eer", "auc", "tpr_at_fpr_1e-2", "tpr_at_fpr_1e-3", "tpr_at_fpr_1e-4"} <= set(result)
+
+
+def test_aggregate_uses_sample_std():
+    summary = metrics.aggregate([0.01, 0.02, 0.03, 0.04])
+    assert summary["mean"] == pytest.approx(0.025)
+    assert summary["std"] == pytest.approx(0.012909944)  # ddof=1; population std is 0.01118
+    assert metrics.aggregate([0.5]) == {"mean": 0.5, "std": None, "n": 1}
+    assert metrics.aggregate([]) == {"mean": None, "std": None, "n": 0}

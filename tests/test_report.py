@@ -1,0 +1,259 @@
+"""`fas report` end to end on fabricated score files: tables, traceability, LaTeX, index."""
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import types
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import fas
+from fas import report
+from fas.cli import main
+from fas.config import load_params
+from fas.grid import Experiment, expand
+from test_evaluate import fabricate
+
+ABSENT = "cefa.p1.f3.sdnet.rgb.s1"  # in the grid, never trained
+
+
+def small_params(tmp_path):
+    """The repository's params with a small grid of two seeds."""
+    params = load_params()
+    keep = {"cefa_protocols": {"p1": [1, 2, 3]}, "cefa_ablations": {"p1": [1, 2, 3]},
+            "motion_msu": {"standard": [1]}}
+    params["grid"] = [{**b, "protocols": keep[b["name"]]} for b in params["grid"] if b["name"] in keep]
+    params["grid"][[b["name"] for b in params["grid"]].index("cefa_ablations")]["variants"] = ["rgb"]
+    params["grid"][[b["name"] for b in params["grid"]].index("motion_msu")]["variants"] = ["full"]
+    params["seeds"] = [0, 1]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory):
+    """Fabricated scores and metrics for a small two-seed grid, and its report without plots."""
+    tmp_path = tmp_path_factory.mktemp("report")
+    params_path = small_params(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FAS_TRACKING", "0")
+        for number, experiment in enumerate(expand(load_params(params_path))):
+            if experiment.id == ABSENT:
+                continue
+            fabricate(tmp_path / "train", experiment.id, seed=number, separation=1.5 + 0.2 * number,
+                      run_id=f"run-{number}")
+            assert main(["evaluate", "--experiment", experiment.id, "--params", str(params_path),
+                         "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / "eval")]) == 0
+        assert run_report(tmp_path, params_path, "results", "--no-plots") == 0
+    return tmp_path, params_path
+
+
+def run_report(tmp_path, params_path, out, *extra):
+    return main(["report", "--params", str(params_path), "--eval-root", str(tmp_path / "eval"),
+                 "--train-root", str(tmp_path / "train"), "--out", str(tmp_path / out), *extra])
+
+
+def metric(tmp_path, experiment_id, key):
+    path = tmp_path / "eval" / Experiment.parse(experiment_id).path / "metrics.json"
+    return json.loads(path.read_text())["test"][key]
+
+
+def parse_rows(tex: str) -> dict[str, list[str]]:
+    """Row label -> cell texts, read back from the tabular body."""
+    body = tex.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        if line.endswith("\\\\"):
+            cells = [c.strip() for c in line[:-2].split("&")]
+            rows[cells[0].replace("\\_", "_")] = cells[1:]
+    return rows
+
+
+def number(text: str) -> tuple[float, float | None]:
+    match = re.fullmatch(r"([-+]?\d+\.\d+)(?:\$\\pm\$(\d+\.\d+))?(?:\$\^\{\*\}\$)?", text)
+    assert match, text
+    return float(match[1]), (float(match[2]) if match[2] else None)
+
+
+def test_latex_round_trip_and_aggregation(produced):
+    tmp_path, _ = produced
+    rows = parse_rows((tmp_path / "results/tables/cefa_protocols.tex").read_text())
+    assert set(rows) == {"1_1", "1_2", "1_3", "P1 mean"}
+    # A fold row: mean +- sample std over the two seeds; ACER is columns 6-8.
+    seeds = [100 * metric(tmp_path, f"cefa.p1.f2.sdnet.full.s{s}", "acer") for s in (0, 1)]
+    mean, std = number(rows["1_2"][6])
+    assert mean == pytest.approx(np.mean(seeds), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(seeds), abs=0.005)
+    assert rows["1_2"][7] == "4.8" and float(rows["1_2"][8]) == pytest.approx(mean - 4.8, abs=0.011)
+    # The protocol row: mean +- sample std over the fold means.
+    fold_means = [np.mean([100 * metric(tmp_path, f"cefa.p1.f{f}.sdnet.full.s{s}", "apcer")
+                           for s in (0, 1)]) for f in (1, 2, 3)]
+    mean, std = number(rows["P1 mean"][0])
+    assert mean == pytest.approx(np.mean(fold_means), abs=0.005)
+    assert std == pytest.approx(statistics.stdev(fold_means), abs=0.005)
+    assert rows["P1 mean"][1] == "2.4$\\pm$0.6"
+    assert rows["1_1"][1] == "--"  # no published per-sub-protocol APCER
+
+
+def test_missing_experiments_are_flagged(produced):
+    tmp_path, _ = produced
+    tex = (tmp_path / "results/tables/cefa_modality_ablation.tex").read_text()
+    assert ABSENT.replace("_", "\\_") in tex
+    assert parse_rows(tex)["RGB"][0].endswith("$^{*}$")
+    cells = json.loads((tmp_path / "results/tables/cefa_modality_ablation.cells.json").read_text())
+    assert cells["missing"] == [ABSENT]
+    assert ABSENT in (tmp_path / "results/index.md").read_text()
+    # Tables with no grid row are not produced, and the index says so.
+    assert not (tmp_path / "results/tables/oulu.tex").exists()
+    assert "not produced" in (tmp_path / "results/index.md").read_text()
+
+
+def test_every_cell_is_traceable_with_threshold_provenance(produced):
+    tmp_path, _ = produced
+    for path in (tmp_path / "results/tables").glob("*.cells.json"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["ours"] == report.MISSING:
+                continue
+            assert len(cell["experiments"]) == len(cell["run_ids"]) == len(cell["thresholds"]) > 0
+            assert all(run_id.startswith("run-") for run_id in cell["run_ids"])
+            assert all({"policy", "split", "value"} <= set(t) for t in cell["thresholds"])
+    msu = (tmp_path / "results/tables/motion_intra.tex").read_text()
+    assert "train\\_eer (threshold from the train split), used because no dev split exists" in msu
+    assert "dev\\_eer (threshold from the dev split)" in (
+        tmp_path / "results/tables/cefa_protocols.tex").read_text()
+
+
+def test_index_links_resolve(produced):
+    tmp_path, _ = produced
+    index = (tmp_path / "results/index.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", index)
+    assert "tables/all.tex" in links and "tables/cefa_protocols.cells.json" in links
+    assert all((tmp_path / "results" / link).exists() for link in links)
+
+
+@pytest.mark.slow
+def test_plots_are_written_linked_and_stable(produced, monkeypatch):
+    tmp_path, params_path = produced
+    monkeypatch.setenv("FAS_TRACKING", "0")
+    assert run_report(tmp_path, params_path, "with_plots") == 0
+    plots = tmp_path / "with_plots/plots"
+    one = plots / "cefa/p1/f1/sdnet/full/s0"
+    assert {p.name for p in one.iterdir()} == {"roc.png", "det.png", "hist.png", "curves.png"}
+    assert (plots / "groups/cefa.p1.sdnet.full.roc.png").exists()
+    index = (tmp_path / "with_plots/index.md").read_text()
+    assert "plots/cefa/p1/f1/sdnet/full/s0/det.png" in index
+    before = {p: p.read_bytes() for p in plots.rglob("*.png")}
+    run_report(tmp_path, params_path, "with_plots")
+    assert {p: p.read_bytes() for p in plots.rglob("*.png")} == before
+
+
+def test_reference_numbers_cite_their_source():
+    references = report.load_references()
+    for source in references["sources"].values():
+        assert source["citation"] and source["version"]
+    for entry in references["index"].values():
+        assert entry["table"] and entry["metric"] in report.METRIC_LABELS
+    assert references["index"][("wacv2021", "cefa", "p3", "mean", "sdnet", "full", "acer")]["value"] == 12.2
+
+
+def test_duplicate_reference_entries_are_rejected(tmp_path):
+    data = yaml.safe_load(report.REFERENCE_NUMBERS.read_text())
+    data["numbers"].append(dict(data["numbers"][0]))
+    path = tmp_path / "refs.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="duplicate entry"):
+        report.load_references(path)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not on PATH (apt-get install texlive-latex-base texlive-latex-recommended)")
+def test_tables_compile_with_pdflatex(produced):
+    tmp_path, _ = produced
+    tables = tmp_path / "results/tables"
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"],
+                            cwd=tables, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (tables / "all.pdf").stat().st_size > 0
+
+
+def test_png_bytes_are_stable(tmp_path):
+    from fas import plots  # imports matplotlib
+    rng = np.random.default_rng(0)
+    curves = {"test": (np.array([True] * 20 + [False] * 20), rng.uniform(0, 1, 40))}
+    first = plots.roc(curves, "x", tmp_path / "a.png").read_bytes()
+    assert plots.roc(curves, "x", tmp_path / "b.png").read_bytes() == first
+    assert b"Software" not in first
+
+
+def test_table_apcer_selects_the_metrics_key():
+    assert report.metric_name("acer", "max") == "acer"
+    assert report.metric_name("acer", "pooled") == "acer_pooled"
+    assert report.metric_name("bpcer", "pooled") == "bpcer"
+
+
+def test_unreadable_metrics_file_is_reported_and_treated_as_missing(tmp_path):
+    experiments = [Experiment.parse("cefa.p1.f1.sdnet.full.s0"), Experiment.parse("cefa.p1.f2.sdnet.full.s0")]
+    for experiment, text in zip(experiments, ["{not json", json.dumps({"test": {}})]):
+        path = tmp_path / experiment.path / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    failures = report.FailureReport("report")
+    results = report.Results(experiments, tmp_path, failures)
+    assert results.payloads == {} and len(failures) == 2
+    assert "unreadable metrics file" in failures.summary() and "cefa/p1/f2" in failures.summary()
+
+
+def payload(acer, policy="test_eer", split="test", oracle=True, run_id="r1"):
+    threshold = {"policy": policy, "requested": policy, "split": split, "value": 0.5,
+                 "oracle": oracle, "source_eer": 0.1, "note": None}
+    return {"level": "video", "threshold": threshold, "test": {"acer": acer, "hter": acer},
+            "provenance": {"run_id": run_id}}
+
+
+def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
+    experiment = Experiment.parse("surf.main.f1.sdnet.full.s0")
+    results = report.Results([], tmp_path, report.FailureReport("report"))
+    results.payloads, results.files = {experiment: payload(0.02)}, {experiment: "m.json"}
+    spec = next(s for s in report.TABLES if s.name == "surf")
+    table = report.build_table(spec, [experiment], results, report.load_references(), "max")
+    tex = report.render_latex(table, report.load_references(), "max")
+    assert "ORACLE: threshold chosen on the test set itself" in tex
+    rows = parse_rows(tex)
+    assert rows["CASIA-SURF"][3:6] == ["2.00", "0.4", "+1.60"]  # ACER ours, paper, difference
+    assert rows["CASIA-SURF"][0] == "missing"  # no TPR@FPR in this payload
+
+
+def test_plots_are_logged_to_training_runs(tmp_path, monkeypatch):
+    logged = []
+
+    class Run:
+        def log_artifact(self, path):
+            logged.append((run_id_seen[-1], Path(path).name))
+
+    run_id_seen = []
+
+    @contextmanager
+    def resume_run(run_id):
+        run_id_seen.append(run_id)
+        yield Run()
+
+    fake = types.ModuleType("fas.tracking")
+    fake.resume_run = resume_run
+    monkeypatch.setitem(sys.modules, "fas.tracking", fake)
+    monkeypatch.setattr(fas, "tracking", fake, raising=False)
+    monkeypatch.setenv("FAS_TRACKING", "1")
+    folder = tmp_path / "cefa/p1/f1/sdnet/full/s0"
+    folder.mkdir(parents=True)
+    (folder / "receipt.json").write_text(json.dumps({"run_id": "abc"}))
+    report.log_plots({"cefa.p1.f1.sdnet.full.s0": [tmp_path / "roc.png"],
+                      "cefa.p1.sdnet.full": [tmp_path / "group.png"],
+                      "cefa.p1.f2.sdnet.full.s0": [tmp_path / "no_receipt.png"]}, tmp_path)
+    assert logged == [("abc", "roc.png")]

@@ -1,0 +1,86 @@
+# Helpers shared by the rules: every input, command and fingerprint comes from fas.dag.
+
+import shutil
+from pathlib import Path
+
+from fas import dag
+from fas.grid import Experiment, expand
+
+EXPERIMENTS = expand(config)
+JOBS = {out: job for job in dag.jobs(config) for out in job.outs}
+DATASETS = sorted({*dag.needed_datasets(config), *(e.dataset for e in EXPERIMENTS)})
+METHODS = sorted({e.method for e in EXPERIMENTS})
+# A training job holds the GPU where there is one (the profile offers `gpu: 1`);
+# on a CPU-only machine training jobs run side by side like the others.
+TRAIN_GPUS = 1 if shutil.which("nvidia-smi") else 0
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    shard=r"\d+-of-\d+",
+    protocol=r"[a-z0-9_]+",
+    fold=r"\d+",
+    method="|".join(METHODS),
+    variant=r"[a-z0-9_]+",
+    seed=r"\d+",
+
+
+def job(path):
+    """The fas.dag job writing this output path."""
+    return JOBS[str(path)]
+
+
+def experiment_of(wildcards):
+    return Experiment(
+        wildcards.dataset,
+        wildcards.protocol,
+        int(wildcards.fold),
+        wildcards.method,
+        wildcards.variant,
+        int(wildcards.seed),
+    )
+
+
+def command(wildcards, output):
+    return job(output[0]).cmd
+
+
+def fingerprint(wildcards, output):
+    return dag.fingerprint(config, job(output[0]).stage)
+
+
+def print_failure_summary(log_path):
+    """List the experiments that did not finish (with --keep-going the others complete)."""
+    missing = [e.id for e in EXPERIMENTS if not Path(dag.metrics_output(e)).exists()]
+    print(
+        f"\nfas: {len(missing)} of {len(EXPERIMENTS)} experiments have no metrics yet:"
+    )
+    for experiment_id in missing:
+        print(
+            f"  {experiment_id}  (log: logs/train/{experiment_id}.log, logs/evaluate/{experiment_id}.log)"
+        )
+    print(f"Snakemake log: {log_path}")
+
+
+def align_inputs(wildcards):
+    return job(f"data/cache/{wildcards.dataset}/static-{wildcards.shard}.parquet").deps
+
+
+def dynamic_inputs(wildcards):
+    return job(f"data/cache/{wildcards.dataset}/dynamic-{wildcards.shard}.parquet").deps
+
+
+def evaluate_inputs(wildcards):
+    return job(dag.metrics_output(experiment_of(wildcards))).deps
+
+
+def extract_inputs(wildcards):
+    return job(f"data/frames/{wildcards.dataset}/shard-{wildcards.shard}.parquet").deps
+
+
+def index_inputs(wildcards):
+    return job(dag.index_outputs(wildcards.dataset)[0]).deps
+
+
+def train_inputs(wildcards):
+    return job(dag.train_outputs(experiment_of(wildcards))[0]).deps
