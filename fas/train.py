@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,6 @@ from torch.utils.data import DataLoader, IterableDataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from fas import __version__
 from fas.config import load_params, method_config
 from fas.grid import Experiment, find
 from fas.io import atomic_path, write_json
@@ -486,12 +484,7 @@ def resolved_config(params: dict, experiment: Experiment) -> dict:
     config = method_config(params, experiment.method, experiment.variant)
     return {"experiment": experiment.id, "preset": params["preset"], "method": config,
             "augment": params["augment"], "pretrained": params.get("pretrained", {}),
-            "evm": params["evm"] if experiment.method == "motion" else None,
-            "version": __version__}
-
-
-def run_key(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            "evm": params["evm"] if experiment.method == "motion" else None}
 
 
 def model_feeds(method: str, config: dict, splits: dict[str, Split]) -> tuple[list[str], dict]:
@@ -529,7 +522,7 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
 
     config = method_config(params, experiment.method, experiment.variant)
     resolved = resolved_config(params, experiment)
-    key = run_key(resolved)
+    key = tracking.run_key(experiment, params, stage="train")  # also fingerprints checkpoints
     splits = read_splits(index_root, experiment)
     modalities, feeds = model_feeds(experiment.method, config, splits)
     notes = []
@@ -551,11 +544,8 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
     out = Path(out_root) / experiment.path
     checkpoint_dir = Path(scratch) / "checkpoints" / experiment.path
     with tracking.start_run(experiment, params, stage="train") as run:
-        run.set_tags({"dataset": experiment.dataset, "protocol": experiment.protocol,
-                      "fold": str(experiment.fold), "method": experiment.method,
-                      "variant": experiment.variant, "seed": str(experiment.seed),
-                      "run_key": key, "device": device.type})
-        run.log_params(flatten(resolved))
+        run.set_tags({"device": device.type, "threads": torch.get_num_threads()})
+        run.log_params(tracking.flatten(resolved))
         dev_data = samples("dev", shuffle=False) if "dev" in splits else None
         result = fit(trainer, samples("train", shuffle=True), dev_data, feeds.get("dev", []),
                      checkpoint_dir / "last.pt", key, log=run.log_metrics)
@@ -589,18 +579,6 @@ def write_outputs(out: Path, frames: pd.DataFrame, history: list[dict], resolved
         pd.DataFrame(history).to_csv(tmp, index=False)
     write_json(paths["config"], resolved)
     return paths
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}, lists as JSON text."""
-    flat: dict[str, Any] = {}
-    for name, value in tree.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{key}."))
-        else:
-            flat[key] = json.dumps(value) if isinstance(value, (list, tuple)) else value
-    return flat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
