@@ -91,7 +91,7 @@ def outputs(root, experiment, out="out"):
 
 
 def test_sdnet_run_writes_outputs_and_learns_the_toy_data(toy):
-    params = tiny_params(toy, epochs=4, lr_milestones=[3])
+    params = tiny_params(toy, epochs=4, lr_milestones=[3], batch_size=4)
     assert train(toy, SDNET_ID, params) == 0
     folder = toy / "out/toy/p1/f1/sdnet/full/s0"
     scores = pd.read_parquet(folder / "scores.parquet")
