@@ -261,20 +261,24 @@ def set_rng_state(state: dict) -> None:
 
 
 def video_metrics(frame_scores: pd.DataFrame) -> dict[str, float]:
-    """Dev EER (threshold-free) and ACER at P(live) = 0.5, on video-level mean scores."""
-    from sklearn.metrics import roc_curve
+    """Dev EER (threshold-free) and ACER at P(live) = 0.5, on video-level mean scores.
 
+    A small private version for model selection; reported metrics come from
+    `fas evaluate`.
+    """
     videos = frame_scores.groupby("video_id").agg(is_live=("is_live", "first"),
                                                   score=("score", "mean"))
     live, score = videos["is_live"].to_numpy(bool), videos["score"].to_numpy(float)
     if live.all() or not live.any():
         return {"eer": float("nan"), "acer": float("nan")}
-    fpr, tpr, _ = roc_curve(live, score)
-    fnr = 1 - tpr
-    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    attacks, bona_fide = np.sort(score[~live]), np.sort(score[live])
+    thresholds = np.append(np.unique(score), np.inf)  # accept as live when score >= threshold
+    far = 1 - np.searchsorted(attacks, thresholds, side="left") / len(attacks)
+    frr = np.searchsorted(bona_fide, thresholds, side="left") / len(bona_fide)
+    i = int(np.argmin(np.abs(far - frr)))
     apcer = float(np.mean(score[~live] >= 0.5))
     bpcer = float(np.mean(score[live] < 0.5))
-    return {"eer": float((fpr[i] + fnr[i]) / 2), "acer": (apcer + bpcer) / 2}
+    return {"eer": float((far[i] + frr[i]) / 2), "acer": (apcer + bpcer) / 2}
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -246,3 +247,18 @@ def test_cuda_run_with_mixed_precision_learns(toy):
     frames = pd.read_parquet(outputs(toy, SDNET_ID, "gpu") / "frame_scores.parquet")
     assert json.loads((outputs(toy, SDNET_ID, "gpu") / "receipt.json").read_text())["device"] == "cuda"
     assert video_metrics(frames[frames["split"] == "test"])["eer"] <= 0.25
+
+
+def test_dev_metrics_on_known_scores():
+    def frame(live, score):
+        return pd.DataFrame({"video_id": [f"v{i}" for i in range(len(live))], "is_live": live,
+                             "score": score})
+
+    separable = video_metrics(frame([True, True, False, False], [0.9, 0.8, 0.3, 0.1]))
+    assert separable == {"eer": 0.0, "acer": 0.0}
+    inverted = video_metrics(frame([True, True, False, False], [0.1, 0.2, 0.7, 0.9]))
+    assert inverted == {"eer": 1.0, "acer": 1.0}
+    # one attack above every live score: FAR 1/2 where FRR 0, and vice versa -> EER 0.5 by the midpoint
+    mixed = video_metrics(frame([True, True, False, False], [0.6, 0.8, 0.7, 0.1]))
+    assert mixed["eer"] == pytest.approx(0.5) and mixed["acer"] == pytest.approx(0.25)
+    assert math.isnan(video_metrics(frame([True, True], [0.5, 0.6]))["eer"])
