@@ -40,8 +40,10 @@ SPLITS = ("train", "dev", "test")
 # ImageNet statistics: the normalisation torchvision's pretrained trunks expect.
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-# Per-epoch measurements that vary between runs: logged, not written to history.csv.
-TIMINGS = ("train/samples_per_s", "train/data_wait_share", "train/input_prep_share")
+# Per-epoch figures logged to tracking only: timings vary between runs (history.csv
+# stays byte-identical) and the sample count is not a rate to plot.
+LOGGED_ONLY = ("train/samples", "train/samples_per_s", "train/data_wait_share",
+               "train/input_prep_share")
 # A batch loss above this (BCE is ~0.7 at chance) means training has diverged.
 LOSS_LIMIT = 1.0e4
 
@@ -442,8 +444,7 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
                 best = {"key": key, "epoch": epoch + 1,
                         "model": copy.deepcopy(trainer.model.state_dict())}
         log({k: v for k, v in metrics.items() if k != "epoch"}, epoch + 1)
-        # timings go to tracking only, so history.csv is identical on a rerun
-        history.append({k: v for k, v in metrics.items() if k not in TIMINGS})
+        history.append({k: v for k, v in metrics.items() if k not in LOGGED_ONLY})
         with atomic_path(checkpoint) as tmp:
             torch.save({"fingerprint": fingerprint, "trainer": trainer.state(), "rng": rng_state(),
                         "epoch": epoch, "history": history, "best": best}, tmp)
