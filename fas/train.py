@@ -63,7 +63,6 @@ class Split:
     name: str
     videos: dict[str, list[str]] = field(default_factory=dict)  # dataset -> video ids
     modalities: list[str] | None = None  # null in protocols.parquet = all
-    max_frames: int | None = None
 
 
 def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
@@ -91,8 +90,6 @@ def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
                              f"{experiment.fold} mixes modality sets {modality_sets}")
         (modalities,) = modality_sets
         split.modalities = list(modalities) if modalities is not None else None
-        limits = group["max_frames"].dropna().unique() if "max_frames" in group else []
-        split.max_frames = int(min(limits)) if len(limits) else None
         splits[split.name] = split
     if "train" not in splits or "test" not in splits:
         raise ValueError(f"{path}: protocol {experiment.protocol} fold {experiment.fold} "
@@ -121,8 +118,14 @@ class RoundRobin(IterableDataset):
 
 
 def open_samples(method: str, config: dict, cache_root: Path, split: Split,
-                 modalities: list[str], shuffle: bool, seed: int) -> IterableDataset:
-    """The loader dataset of one split (all its source datasets)."""
+                 modalities: list[str], shuffle: bool, seed: int,
+                 notes: list[str]) -> IterableDataset:
+    """The loader dataset of one split (all its source datasets).
+
+    Videos of the split that the cache lacks (failed alignment) are left out
+    and named in `notes`. (`protocols.parquet` max_frames is applied by
+    `fas extract`.)
+    """
     from fas import loader  # imported on use: only training needs the cache reader
 
     parts = []
@@ -137,6 +140,13 @@ def open_samples(method: str, config: dict, cache_root: Path, split: Split,
         else:
             parts.append(loader.ClipSamples(cache_dir, video_ids, config["clip_len"],
                                             shuffle=shuffle, seed=seed))
+        missing = list(getattr(parts[-1], "missing_video_ids", []))
+        if missing:
+            note = (f"{split.name}: {len(missing)} of {len(video_ids)} video(s) not in the cache "
+                    f"{cache_dir}, left out (e.g. {', '.join(missing[:3])})")
+            if note not in notes:
+                notes.append(note)
+                print(f"fas train: {note}", file=sys.stderr)
     return parts[0] if len(parts) == 1 else RoundRobin(parts)
 
 
@@ -411,12 +421,15 @@ class Trainer:
 
 def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset | None,
         dev_feeds: list[dict[str, str]], checkpoint: Path, fingerprint: str,
-        log: Callable[[dict, int], None] = lambda metrics, step: None) -> dict:
+        log: Callable[[dict, int], None] = lambda metrics, step: None,
+        checkpoint_interval_s: float = 0.0) -> dict:
     """Train for the schedule's epochs; returns the history and the selected epoch.
 
-    After every epoch the whole state (model, optimizer, scheduler, RNG states,
-    history, best weights) is saved to `checkpoint`; a run that finds a
-    checkpoint with the same `fingerprint` continues from it. The selected
+    After an epoch the whole state (model, optimizer, scheduler, RNG states,
+    history, best weights) is saved to `checkpoint`: after every epoch, or
+    with `checkpoint_interval_s` > 0 only once that long has passed since the
+    last save (and after the last epoch); a run that finds a checkpoint with
+    the same `fingerprint` continues from it. The selected
     weights (lowest dev EER, then lowest dev ACER, then earliest epoch; the
     last epoch where there is no dev split) are loaded into the model.
     """
@@ -432,6 +445,7 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
             print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
         else:
             print(f"ignoring {checkpoint}: it belongs to other parameters", file=sys.stderr)
+    saved_at = time.monotonic()
     for epoch in range(start, trainer.schedule.epochs):
         lr = trainer.scheduler.get_last_lr()[0]
         metrics = {"epoch": epoch + 1, "lr": lr, **trainer.train_epoch(train_data, epoch)}
@@ -445,9 +459,13 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
                         "model": copy.deepcopy(trainer.model.state_dict())}
         log({k: v for k, v in metrics.items() if k != "epoch"}, epoch + 1)
         history.append({k: v for k, v in metrics.items() if k not in LOGGED_ONLY})
-        with atomic_path(checkpoint) as tmp:
-            torch.save({"fingerprint": fingerprint, "trainer": trainer.state(), "rng": rng_state(),
-                        "epoch": epoch, "history": history, "best": best}, tmp)
+        last = epoch + 1 == trainer.schedule.epochs
+        if last or time.monotonic() - saved_at >= checkpoint_interval_s:
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"fingerprint": fingerprint, "trainer": trainer.state(),
+                            "rng": rng_state(), "epoch": epoch, "history": history,
+                            "best": best}, tmp)
+            saved_at = time.monotonic()
     if best is not None:
         trainer.model.load_state_dict(best["model"])
         return {"history": history, "selected_epoch": best["epoch"],
@@ -521,7 +539,8 @@ def model_feeds(method: str, config: dict, splits: dict[str, Split]) -> tuple[li
 
 
 def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, cache_root: Path,
-                     out_root: Path, scratch: Path, device: torch.device) -> dict:
+                     out_root: Path, scratch: Path, device: torch.device,
+                     checkpoint_interval_s: float = 0.0) -> dict:
     """Train one experiment and write its score files; returns the receipt."""
     from fas import tracking
 
@@ -530,9 +549,7 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
     key = tracking.run_key(experiment, params, stage="train")  # also fingerprints checkpoints
     splits = read_splits(index_root, experiment)
     modalities, feeds = model_feeds(experiment.method, config, splits)
-    notes = []
-    if any(s.max_frames for s in splits.values()):
-        notes.append("protocols.parquet sets max_frames, which the cache loader does not apply")
+    notes: list[str] = []
     seed_everything(experiment.seed)
     model = build_model(experiment.method, config, params.get("pretrained"), modalities)
     inputs = Inputs(experiment.method, config, params["augment"], params["evm"], device,
@@ -544,7 +561,7 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
 
     def samples(name: str, shuffle: bool) -> IterableDataset:
         return open_samples(experiment.method, config, cache_root, splits[name],
-                            data_modalities[name], shuffle, experiment.seed)
+                            data_modalities[name], shuffle, experiment.seed, notes)
 
     out = Path(out_root) / experiment.path
     checkpoint_dir = Path(scratch) / "checkpoints" / experiment.path
@@ -553,7 +570,8 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
         run.log_params(tracking.flatten(resolved))
         dev_data = samples("dev", shuffle=False) if "dev" in splits else None
         result = fit(trainer, samples("train", shuffle=True), dev_data, feeds.get("dev", []),
-                     checkpoint_dir / "last.pt", key, log=run.log_metrics)
+                     checkpoint_dir / "last.pt", key, log=run.log_metrics,
+                     checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),
                       "selected_by": result["selected_by"]})
         frames = pd.concat([trainer.score(samples(name, shuffle=False), name, feeds[name])
@@ -594,6 +612,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-root", type=Path, default=Path("data/cache"))
     parser.add_argument("--out", type=Path, default=Path("results/train"))
     parser.add_argument("--scratch", type=Path, default=Path(".scratch"))
+    parser.add_argument("--checkpoint-interval", type=float, default=30.0, metavar="SECONDS",
+                        help="save the resume checkpoint after an epoch once this long has passed "
+                             "since the last save, and after the last epoch (0: every epoch)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 suits the demo preset: tiny models, "
                              "parallel jobs); 0 = torch's default")
@@ -607,7 +628,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         receipt = train_experiment(experiment, params, index_root=args.index_root,
                                    cache_root=args.cache_root, out_root=args.out,
-                                   scratch=args.scratch, device=resolve_device(args.device))
+                                   scratch=args.scratch, device=resolve_device(args.device),
+                                   checkpoint_interval_s=args.checkpoint_interval)
     except TrainingDiverged as error:
         print(f"fas train {experiment.id}: {error}", file=sys.stderr)
         return 1

@@ -83,7 +83,8 @@ def toy(tmp_path, cache_loader):  # noqa: F811
 def train(root, experiment, params, out="out", scratch="scratch"):
     return cli.main(["train", "--experiment", experiment, "--params", str(params), "--device", "cpu",
                      "--index-root", str(root / "index"), "--cache-root", str(root / "cache"),
-                     "--out", str(root / out), "--scratch", str(root / scratch)])
+                     "--out", str(root / out), "--scratch", str(root / scratch),
+                     "--checkpoint-interval", "0"])
 
 
 def outputs(root, experiment, out="out"):
@@ -262,3 +263,18 @@ def test_dev_metrics_on_known_scores():
     mixed = video_metrics(frame([True, True, False, False], [0.6, 0.8, 0.7, 0.1]))
     assert mixed["eer"] == pytest.approx(0.5) and mixed["acer"] == pytest.approx(0.25)
     assert math.isnan(video_metrics(frame([True, True], [0.5, 0.6]))["eer"])
+
+
+def test_checkpoint_interval_limits_saves_to_the_last_epoch(toy, monkeypatch):
+    import fas.train
+
+    saved = []
+    real_save = torch.save
+    monkeypatch.setattr(fas.train.torch, "save", lambda obj, path: (saved.append(obj), real_save(obj, path)))
+    params = tiny_params(toy, epochs=2)
+    common = ["train", "--experiment", "toy.nodev.f1.sdnet.static_only.s0", "--params", str(params),
+              "--device", "cpu", "--index-root", str(toy / "index"), "--cache-root", str(toy / "cache"),
+              "--out", str(toy / "out"), "--scratch", str(toy / "scratch")]
+    assert cli.main(common + ["--checkpoint-interval", "1000"]) == 0
+    checkpoints = [obj["epoch"] for obj in saved if isinstance(obj, dict) and "fingerprint" in obj]
+    assert checkpoints == [1]  # only after the last epoch (0-based)
