@@ -69,6 +69,13 @@ def test_vgg_trunk_at_width_64_equals_torchvision_vgg16_features(vgg16_features_
         {k: v.shape for k, v in reference.state_dict().items()}
 
 
+def test_vgg_trunk_uses_torchvisions_initialisation():
+    torch.manual_seed(0)
+    first = vgg16_features(64)[0]
+    assert first.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.1)  # fan_out
+    assert not first.bias.any()
+
+
 def test_trunk_forward_matches_torchvision_with_the_same_weights(resnet18):
     trunk = ResNetTrunk(64).eval()
     trunk.load_state_dict({k: v for k, v in resnet18.state_dict().items() if not k.startswith("fc")})

@@ -32,6 +32,10 @@ def vgg16_features(width: int = 64) -> nn.Sequential:
             out = int(entry) * width // 64
             layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
             channels = out
+    for layer in layers:  # torchvision's VGG initialisation: without it 13 plain convs fade out
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 
