@@ -361,6 +361,9 @@ class Trainer:
         for step, batch in enumerate(self.loader(dataset, epoch)):
             waited += time.perf_counter() - tick
             labels = torch.as_tensor(batch["is_live"]).to(self.device)
+            if len(labels) < 2:  # BatchNorm cannot train on one sample (an epoch's remainder)
+                tick = time.perf_counter()
+                continue
             tick = time.perf_counter()
             prepared = self.prepare(batch, self.feed, train=True)
             preparing += time.perf_counter() - tick
@@ -576,6 +579,9 @@ def train_experiment(experiment: Experiment, params: dict, *, index_root: Path, 
                       "selected_by": result["selected_by"]})
         frames = pd.concat([trainer.score(samples(name, shuffle=False), name, feeds[name])
                             for name in SPLITS if name in splits], ignore_index=True)
+        if frames["score"].isna().any():
+            raise TrainingDiverged(f"the selected model gives {int(frames['score'].isna().sum())} "
+                                   "NaN score(s)")
         paths = write_outputs(out, frames, result["history"], resolved)
         model_path = checkpoint_dir / "model.pt"
         with atomic_path(model_path) as tmp:

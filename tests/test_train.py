@@ -278,3 +278,8 @@ def test_checkpoint_interval_limits_saves_to_the_last_epoch(toy, monkeypatch):
     assert cli.main(common + ["--checkpoint-interval", "1000"]) == 0
     checkpoints = [obj["epoch"] for obj in saved if isinstance(obj, dict) and "fingerprint" in obj]
     assert checkpoints == [1]  # only after the last epoch (0-based)
+
+
+def test_a_single_sample_remainder_batch_is_skipped(toy):
+    params = tiny_params(toy, epochs=1, batch_size=5)  # 16 train samples: 5 + 5 + 5 + 1
+    assert train(toy, "toy.nodev.f1.sdnet.static_only.s0", params) == 0
