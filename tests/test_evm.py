@@ -64,10 +64,17 @@ def test_in_band_motion_is_amplified_and_a_still_clip_is_unchanged(pyramid, kind
                                atol=1e-5, rtol=0)
 
 
-def test_out_of_band_motion_and_zero_alpha_are_left_alone():
-    clip = moving_blob(hz=10.0)
-    assert magnify(clip, FPS).var(dim=0).sum() < 1.5 * clip.var(dim=0).sum()
-    torch.testing.assert_close(magnify(moving_blob(), FPS, alpha=0.0), moving_blob(), atol=1e-5, rtol=0)
+@pytest.mark.parametrize("kind", ["ideal", "butterworth"])
+def test_out_of_band_motion_gains_less_and_zero_alpha_is_the_identity(kind):
+    def gain(hz):
+        clip = moving_blob(hz=hz)
+        return magnify(clip, FPS, temporal_filter=kind).var(dim=0).sum() / clip.var(dim=0).sum()
+
+    assert gain(10.0) < 0.5 * gain(1.0)  # a first-order Butterworth rolls off slowly
+    if kind == "ideal":
+        assert gain(10.0) < 1.5
+    torch.testing.assert_close(magnify(moving_blob(), FPS, alpha=0.0, temporal_filter=kind), moving_blob(),
+                               atol=1e-5, rtol=0)
 
 
 def test_chroma_attenuation_limits_colour_change():
@@ -78,9 +85,11 @@ def test_chroma_attenuation_limits_colour_change():
     assert chroma(magnify(clip, FPS, chroma_attenuation=0.0)) < chroma(magnify(clip, FPS, chroma_attenuation=1.0))
 
 
-def test_a_batch_of_clips_equals_clip_by_clip():
-    clips = torch.rand(3, 8, 3, 16, 16)
-    torch.testing.assert_close(magnify(clips, 25.0), torch.stack([magnify(c, 25.0) for c in clips]))
+@pytest.mark.parametrize("kind", ["ideal", "butterworth"])
+def test_a_batch_of_clips_equals_clip_by_clip(kind):
+    clips = torch.rand(3, 16, 3, 16, 16)
+    torch.testing.assert_close(magnify(clips, 25.0, temporal_filter=kind),
+                               torch.stack([magnify(c, 25.0, temporal_filter=kind) for c in clips]))
 
 
 def test_bad_inputs_are_rejected():
@@ -90,5 +99,7 @@ def test_bad_inputs_are_rejected():
         magnify(torch.rand(8, 3, 16, 16), 0.0)
     with pytest.raises(ValueError, match="low_hz < high_hz"):
         magnify(torch.rand(8, 3, 16, 16), FPS, low_hz=3.0, high_hz=1.0)
+    with pytest.raises(ValueError, match="none within"):  # 8 frames at 25 fps: 3.1 Hz steps
+        magnify(torch.rand(8, 3, 16, 16), 25.0, low_hz=0.4, high_hz=3.0, temporal_filter="ideal")
     with pytest.raises(ValueError, match="temporal_filter"):
         magnify(torch.rand(8, 3, 16, 16), FPS, temporal_filter="fir")

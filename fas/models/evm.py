@@ -76,6 +76,11 @@ def temporal_bandpass(x: torch.Tensor, fps: float, low_hz: float, high_hz: float
         spectrum = torch.fft.rfft(x, dim=0)
         freqs = torch.fft.rfftfreq(x.shape[0], d=1.0 / fps).to(x.device)
         keep = ((freqs >= low_hz) & (freqs <= high_hz)).to(x.dtype)
+        if not keep.any():  # the filter would silently pass nothing
+            raise ValueError(
+                f"evm ideal band-pass: {x.shape[0]} frames at {fps:g} fps resolve frequencies in "
+                f"steps of {fps / x.shape[0]:.3g} Hz, none within [{low_hz}, {high_hz}] Hz; use "
+                "longer clips or temporal_filter: butterworth")
         return torch.fft.irfft(spectrum * keep.view(-1, *[1] * (x.dim() - 1)), n=x.shape[0], dim=0)
     if kind == "butterworth":
         return _first_order_lowpass(x, fps, high_hz) - _first_order_lowpass(x, fps, low_hz)
@@ -98,7 +103,7 @@ def _first_order_lowpass(x: torch.Tensor, fps: float, cutoff_hz: float) -> torch
 def magnify(frames: torch.Tensor, fps: float, *, levels: int = 4, low_hz: float = 0.4,
             high_hz: float = 3.0, alpha: float = 10.0, lambda_c: float = 16.0,
             chroma_attenuation: float = 0.1, pyramid: str = "laplacian",
-            temporal_filter: str = "ideal") -> torch.Tensor:
+            temporal_filter: str = "butterworth") -> torch.Tensor:
     """Magnify a clip `frames` [T, 3, H, W], or clips [N, T, 3, H, W] sharing one frame
     rate (float RGB in [0, 1]); same shape back.
 
