@@ -62,13 +62,14 @@ def measure(params: dict, method: str, preset: str) -> dict:
     batch, steps = CPU_BUDGET[preset][method]
     schedule = Schedule.from_config(config)
     schedule.batch_size = batch or schedule.batch_size
+    schedule.workers = 0  # samples are in memory; worker processes would only add start-up
     torch.manual_seed(0)
     model = build_model(method, config)
     device = torch.device("cpu")
     inputs = Inputs(method, config, params["augment"], params["evm"], device, channels_last=False)
     feed = {m: m for m in config.get("modalities", [])}
     trainer = Trainer(method, model, schedule, inputs, feed, 0, device)
-    size = int(params["align"]["crop_size"])
+    size = cache_size(params, method)
     trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size), 0)  # warm-up
     metrics = trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size * steps), 1)
     return {"method": method, "preset": preset, "batch": schedule.batch_size, "steps": steps,
@@ -79,10 +80,18 @@ def measure(params: dict, method: str, preset: str) -> dict:
             "input_prep_share": round(metrics["train/input_prep_share"], 3)}
 
 
+def cache_size(params: dict, method: str) -> int:
+    """The cache's crop size for the method's datasets (align.crop_size: one or per dataset)."""
+    crop = params["align"]["crop_size"]
+    if isinstance(crop, dict):
+        return int(crop.get("replay" if method == "motion" else "cefa", crop["default"]))
+    return int(crop)
+
+
 def evm_cost(params: dict, preset: str) -> dict:
     """Milliseconds per clip of magnification at the resolution training runs it."""
     config = method_config({**params, "preset": preset}, "motion", "full")
-    size = min(int(config["input_size"]), int(params["align"]["crop_size"]))
+    size = min(int(config["input_size"]), cache_size(params, "motion"))
     clips = torch.rand(int(config["batch_size"]), int(config["clip_len"]), 3, size, size)
     magnify(clips, 25.0, **params["evm"])  # warm-up
     started = time.perf_counter()

@@ -325,6 +325,8 @@ class Trainer:
                  feed: dict[str, str], seed: int, device: torch.device):
         self.method, self.model, self.schedule = method, model.to(device), schedule
         self.inputs, self.feed, self.seed, self.device = inputs, feed, seed, device
+        self.has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                 for m in model.modules())
         self.amp = device.type == "cuda"  # fp16 + GradScaler on CUDA only, never bf16 on CPU
         if self.amp:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -361,7 +363,7 @@ class Trainer:
         for step, batch in enumerate(self.loader(dataset, epoch)):
             waited += time.perf_counter() - tick
             labels = torch.as_tensor(batch["is_live"]).to(self.device)
-            if len(labels) < 2:  # BatchNorm cannot train on one sample (an epoch's remainder)
+            if len(labels) < 2 and self.has_batchnorm:  # BatchNorm cannot train on one sample
                 tick = time.perf_counter()
                 continue
             tick = time.perf_counter()
