@@ -1,0 +1,356 @@
+"""Frame sampling and decoding (`fas extract`).
+
+Videos are decoded through ffmpeg's libraries (PyAV), decoding only what the
+sampling policy needs: the packet index (demuxed, not decoded) gives every
+frame's display position and the keyframes, so each wanted frame is reached by
+seeking to its keyframe when that is ahead of the decoder, else by decoding
+forward; only wanted frames are converted to RGB. bench/bench_extract.py
+measures this against ffmpeg's `select` filter, per-sample input seeking and
+OpenCV decoding every frame (docs/preprocessing.md). Frame-folder datasets
+(`media == frames`) are read directly with the same policy.
+
+Output: a temporary cache-schema shard of sampled frames (kind `static`,
+`index` = position in the sampled sequence), long side <= extract.max_side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fas.cache import ShardWriter, image_row, parse_shard, shard_members
+from fas.config import load_params
+from fas.io import FailureReport
+
+MODALITIES = ("color", "depth", "ir")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class MediaError(Exception):
+    """A file that cannot be used, with the reason (goes to the failure report)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Which source frames to take: `frames[k]` at position k; `padded[k]` marks repeats."""
+
+    frames: tuple[int, ...]
+    padded: tuple[bool, ...]
+
+
+def sample_frames(n_frames: int, policy: dict) -> Sample:
+    """Positions (0-based, into the available frames) chosen by a sampling policy.
+
+    Modes: `evenly` (n evenly spaced), `every_k` (k), `first_n` (n), `clips`
+    (n_clips clips of clip_len consecutive frames, evenly placed). A video too
+    short for the policy repeats its last frame, marked padded.
+    """
+    if n_frames < 1:
+        raise ValueError("a video needs at least one frame")
+    mode = policy["mode"]
+    if mode == "evenly":
+        n = int(policy.get("n", 16))
+        if n_frames >= n:
+            return _plain(np.linspace(0, n_frames - 1, n).round().astype(int))
+        return _padded(np.arange(n_frames), n)
+    if mode == "every_k":
+        return _plain(np.arange(0, n_frames, int(policy["k"])))
+    if mode == "first_n":
+        n = int(policy.get("n", 16))
+        return _padded(np.arange(min(n, n_frames)), n)
+    if mode == "clips":
+        n_clips, clip_len = int(policy["n_clips"]), int(policy["clip_len"])
+        if n_frames < clip_len:
+            one = _padded(np.arange(n_frames), clip_len)
+            return Sample(one.frames * n_clips, one.padded * n_clips)
+        starts = np.linspace(0, n_frames - clip_len, n_clips).round().astype(int)
+        return _plain(np.concatenate([np.arange(s, s + clip_len) for s in starts]))
+    raise ValueError(f"unknown sampling mode {mode!r}: evenly | every_k | first_n | clips")
+
+
+def _plain(frames: np.ndarray) -> Sample:
+    return Sample(tuple(int(f) for f in frames), (False,) * len(frames))
+
+
+def _padded(frames: np.ndarray, length: int) -> Sample:
+    extra = length - len(frames)
+    if extra <= 0:
+        return _plain(frames)
+    return Sample(tuple(int(f) for f in frames) + (int(frames[-1]),) * extra,
+                  (False,) * len(frames) + (True,) * extra)
+
+
+def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) with the long side at most max_side, aspect kept."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class VideoIndex:
+    """Display-ordered frame list of a video, from its packets (nothing decoded)."""
+
+    pts: np.ndarray         # presentation timestamps, sorted (display order)
+    keyframe: np.ndarray    # bool per frame
+    time_base: float
+    start: int
+
+
+def index_video(path: str | Path):
+    """Open a video and index its frames; raises MediaError on bad input."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "zero-byte file")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"cannot open: {error}") from None
+    if not container.streams.video:
+        container.close()
+        raise MediaError(path, "no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or stream.codec_context.codec is None:
+        container.close()
+        raise MediaError(path, "unsupported codec")
+    pts, keys = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                raise MediaError(path, "packets without timestamps")
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    except av.error.FFmpegError as error:
+        container.close()
+        raise MediaError(path, f"unreadable stream: {error}") from None
+    if not pts:
+        container.close()
+        raise MediaError(path, "no frames")
+    order = np.argsort(pts, kind="stable")
+    index = VideoIndex(np.asarray(pts, np.int64)[order], np.asarray(keys, bool)[order],
+                       float(stream.time_base), int(stream.start_time or 0))
+    return container, stream, index
+
+
+def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False
+                 ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
+    """Decode the given frame numbers (display order, from 0) of a video.
+
+    Returns images (RGB HxWx3 or grey HxW uint8, downscaled), timestamps in
+    seconds and the video's frame count. Frames beyond the end are not returned.
+    """
+    import av
+
+    container, stream, index = index_video(path)
+    stream.thread_type = "AUTO"
+    position_of = {int(p): i for i, p in enumerate(index.pts)}
+    key_positions = np.flatnonzero(index.keyframe)
+    images: dict[int, np.ndarray] = {}
+    wanted = sorted({f for f in frames if 0 <= f < len(index.pts)})
+    fmt = "gray" if grey else "rgb24"
+    decoded = None
+    current = -1
+    try:
+        for target in wanted:
+            keyframe = key_positions[key_positions <= target]
+            keyframe = int(keyframe[-1]) if len(keyframe) else 0
+            if decoded is None or keyframe > current or target <= current:
+                container.seek(int(index.pts[keyframe]), stream=stream, backward=True)
+                decoded = container.decode(stream)
+                current = -1
+            for frame in decoded:
+                current = position_of.get(frame.pts, current + 1)
+                if current == target:
+                    height, width = scaled_size(frame.height, frame.width, max_side)
+                    images[target] = frame.reformat(
+                        width=width, height=height, format=fmt,
+                        interpolation="AREA").to_ndarray()
+                    break
+                if current > target:
+                    break
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"undecodable: {error}") from None
+    finally:
+        container.close()
+    missing = [f for f in wanted if f not in images]
+    if missing:
+        raise MediaError(path, f"undecodable: frames {missing[:5]} could not be decoded "
+                               "(truncated file?)")
+    times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
+    return images, times, len(index.pts)
+
+
+def count_video_frames(path: str | Path) -> int:
+    """Frame count from the packet index (no decoding)."""
+    container, _, index = index_video(path)
+    container.close()
+    return len(index.pts)
+
+
+def folder_frames(folder: str | Path) -> dict[int, Path]:
+    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(folder, "frame folder not found")
+    found = {}
+    for path in folder.iterdir():
+        if path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem):
+            found[int(path.stem)] = path
+    if not found:
+        raise MediaError(folder, "no numbered image frames")
+    return dict(sorted(found.items()))
+
+
+def read_image(path: Path, max_side: int, grey: bool) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(path, "undecodable image")
+    if not grey:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    height, width = scaled_size(*image.shape[:2], max_side)
+    if (height, width) != image.shape[:2]:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
+                 max_frames: int | None, report: FailureReport) -> list[dict]:
+    """Cache rows of the sampled frames of one manifest row (every modality).
+
+    Recoverable problems (gaps, unequal modality lengths, padding) are added to
+    `report`; a MediaError means the video is unusable.
+    """
+    paths = {m: root / item[f"path_{m}"] for m in MODALITIES
+             if isinstance(item.get(f"path_{m}"), str) and item[f"path_{m}"]}
+    if not paths:
+        raise MediaError(item["video_id"], "manifest row has no media path")
+    labels = {k: item[k] for k in ("is_live", "pai", "subject")}
+    if item["media"] == "frames":
+        listings = {m: folder_frames(p) for m, p in paths.items()}
+        numbers = sorted(set.intersection(*(set(listing) for listing in listings.values())))
+        for modality, listing in listings.items():
+            if len(listing) != len(numbers):
+                report.add(paths[modality], f"{len(listing)} frames, other modalities "
+                           f"{len(numbers)} in common: using the common ones", "truncated")
+            expected = set(range(min(listing), max(listing) + 1))
+            gaps = sorted(expected - set(listing))
+            if gaps:
+                report.add(paths[modality], f"missing frame(s) {gaps[:10]} in sequence",
+                           "gap kept, frames renumbered by file name")
+        if not numbers:
+            raise MediaError(next(iter(paths.values())), "modalities share no frame number")
+    else:
+        counts = {m: count_video_frames(p) for m, p in paths.items()}
+        n = min(counts.values())
+        if len(set(counts.values())) > 1:
+            report.add(paths["color"] if "color" in paths else next(iter(paths.values())),
+                       f"modalities have different frame counts {counts}", f"using first {n}")
+        numbers = list(range(n))
+    if max_frames is not None:
+        numbers = numbers[:max_frames]
+    sample = sample_frames(len(numbers), policy)
+    if any(sample.padded):
+        report.add(next(iter(paths.values())), f"{len(numbers)} frames, fewer than the "
+                   f"policy asks ({len(sample.frames)}): last frame repeated", "padded")
+    chosen = [numbers[p] for p in sample.frames]
+    rows = []
+    for modality, path in paths.items():
+        grey = modality != "color"
+        if item["media"] == "frames":
+            cache = {}
+            for number in dict.fromkeys(chosen):
+                cache[number] = read_image(listings[modality][number], max_side, grey)
+            times = {number: number / frames_fps for number in cache}
+        else:
+            cache, times, _ = decode_video(path, chosen, max_side, grey)
+        for position, (number, padded) in enumerate(zip(chosen, sample.padded)):
+            rows.append(image_row(item["video_id"], modality, "static", position, cache[number],
+                                  source_frames=[number], timestamps=[times[number]],
+                                  flags=["padded"] if padded else [], labels=labels))
+    return sorted(rows, key=lambda r: (r["modality"], r["index"]))
+
+
+def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
+    """Smallest non-null max_frames per video over its protocol rows (SiW p1)."""
+    if protocols is None or "max_frames" not in protocols:
+        return {}
+    limited = protocols.dropna(subset=["max_frames"])
+    return {str(k): int(v) for k, v in limited.groupby("video_id")["max_frames"].min().items()}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Arguments shared by the preprocessing stages."""
+    parser.add_argument("dataset", help="dataset name, e.g. replay")
+    parser.add_argument("--shard", default="0/1", help="i/n: process shard i of n (i from 0)")
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
+    parser.add_argument("--out", type=Path, default=None, help=f"output file ({default_out})")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit non-zero when any input was reported")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="index folder with manifest.parquet (data/index/<dataset>)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="dataset root (params datasets.<dataset>.root)")
+
+
+def finish(report: FailureReport, out: Path, usable: int, total: int, strict: bool) -> int:
+    """Write the failure report beside `out`, print a summary, choose the exit code."""
+    report.write(f"{out}.failures.json")
+    if len(report):
+        print(report.summary(), file=sys.stderr)
+    print(f"{report.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)
+    if strict and len(report):
+        return 1
+    return 1 if total and not usable else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    params = load_params(args.params)
+    shard = parse_shard(args.shard)
+    index_dir = args.index or Path("data/index") / args.dataset
+    root = args.root or Path(params["datasets"][args.dataset]["root"])
+    out = args.out or Path("data/frames") / args.dataset / f"shard-{shard[0]}-of-{shard[1]}.parquet"
+    settings = params["extract"]
+    manifest = pd.read_parquet(index_dir / "manifest.parquet")
+    protocols_path = index_dir / "protocols.parquet"
+    limits = {}
+    if settings.get("max_frames", "protocol") == "protocol" and protocols_path.exists():
+        limits = video_max_frames(pd.read_parquet(protocols_path))
+    items = {r["video_id"]: r for r in manifest.to_dict("records")}
+    members = shard_members(items, shard)
+    report = FailureReport("extract")
+    usable = 0
+    with ShardWriter(out, int(settings.get("row_group_rows", 16))) as writer:
+        for video_id in tqdm(members, desc=f"extract {args.dataset} {args.shard}",
+                             file=sys.stderr, unit="video"):
+            try:
+                rows = extract_item(items[video_id], root, settings["sampling"],
+                                    int(settings["max_side"]), float(settings.get("frames_fps", 30)),
+                                    limits.get(video_id), report)
+            except MediaError as error:
+                report.add(error.path, error.reason, "video skipped")
+                continue
+            writer.write(rows)
+            usable += 1
+    return finish(report, out, usable, len(members), args.strict)
