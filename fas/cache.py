@@ -77,6 +77,21 @@ def shard_paths(cache_dir: str | Path, kind: str) -> list[Path]:
     return [path for _, _, path in sorted(found)]
 
 
+def consecutive_runs(source_frames: Iterable[int]) -> list[range]:
+    """Maximal stretches of a sampled sequence whose source frames follow each other.
+
+    Steps of 1 continue a run; steps of 0 (a padded repeat) do too, so a
+    repeat-padded clip stays one run. Returns ranges of positions.
+    """
+    frames = list(source_frames)
+    runs, start = [], 0
+    for position in range(1, len(frames) + 1):
+        if position == len(frames) or frames[position] - frames[position - 1] not in (0, 1):
+            runs.append(range(start, position))
+            start = position
+    return runs
+
+
 def image_row(video_id: str, modality: str, kind: str, index: int, image: np.ndarray, *,
               source_frames: list[int], timestamps: list[float], flags: Iterable[str] = (),
               labels: dict) -> dict:

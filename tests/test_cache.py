@@ -81,3 +81,10 @@ def test_shard_paths_are_ordered_and_refuse_mixed_counts(tmp_path):
     shard_path(tmp_path, "static", (0, 3)).write_bytes(b"")
     with pytest.raises(ValueError, match="different counts"):
         shard_paths(tmp_path, "static")
+
+
+def test_consecutive_runs():
+    from fas.cache import consecutive_runs
+
+    assert consecutive_runs([0, 1, 2, 10, 11, 11, 30]) == [range(0, 3), range(3, 6), range(6, 7)]
+    assert consecutive_runs([]) == []
