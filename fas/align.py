@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import (ShardWriter, consecutive_runs, decode_pixels, image_row, iter_row_groups,
-                       parse_shard, read_meta)
+from fas.cache import (ShardWriter, consecutive_runs, image_row, iter_video_rows, parse_shard,
+                       read_meta)
 from fas.config import load_params
 from fas.extract import MediaError, add_common_arguments, finish
 from fas.io import FailureReport
@@ -212,22 +212,6 @@ def align_video(frames: dict[str, list[dict]], backend: str, settings: dict, cro
     return crops, flags, n_found
 
 
-def iter_videos(frames_path: str | Path):
-    """(video_id, rows with decoded `image`) per video of a frames shard, streaming."""
-    current, rows = None, []
-    for table in iter_row_groups(frames_path):
-        images = decode_pixels(table)
-        for row, image in zip(table.drop_columns(["pixels"]).to_pylist(), images):
-            if row["video_id"] != current and rows:
-                yield current, rows
-                rows = []
-            current = row["video_id"]
-            row["image"] = image[:, :, 0] if image.shape[2] == 1 else image
-            rows.append(row)
-    if rows:
-        yield current, rows
-
-
 def crop_size_for(settings: dict, dataset: str) -> int:
     """`align.crop_size`: an int, or a mapping dataset -> int with a `default`."""
     size = settings["crop_size"]
@@ -272,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     usable = total = 0
     n_videos = len(set(read_meta([frames_path]).column("video_id").to_pylist()))
     with ShardWriter(out, int(settings.get("row_group_rows", 256))) as writer:
-        for video_id, rows in tqdm(iter_videos(frames_path), total=n_videos, file=sys.stderr,
+        for video_id, rows in tqdm(iter_video_rows(frames_path), total=n_videos, file=sys.stderr,
                                    desc=f"align {args.dataset} {args.shard}", unit="video"):
             total += 1
             item = manifest.loc[video_id]

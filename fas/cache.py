@@ -209,3 +209,22 @@ def iter_row_groups(path: str | Path, groups: Iterable[int] | None = None,
     handle = pq.ParquetFile(path)
     for group in range(handle.num_row_groups) if groups is None else groups:
         yield handle.read_row_group(group, columns=columns)
+
+
+def iter_video_rows(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
+    """(video_id, rows) per video of a shard, streaming; rows carry a decoded `image`.
+
+    Grey images come as HxW, colour as HxWx3; the shard must be sorted by video.
+    """
+    current, rows = None, []
+    for table in iter_row_groups(path):
+        images = decode_pixels(table)
+        for row, image in zip(table.drop_columns(["pixels"]).to_pylist(), images):
+            if row["video_id"] != current and rows:
+                yield current, rows
+                rows = []
+            current = row["video_id"]
+            row["image"] = image[:, :, 0] if image.shape[2] == 1 else image
+            rows.append(row)
+    if rows:
+        yield current, rows
