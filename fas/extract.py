@@ -4,7 +4,8 @@ Videos are decoded through ffmpeg's libraries (PyAV), decoding only what the
 sampling policy needs: the packet index (demuxed, not decoded) gives every
 frame's display position and the keyframes, so each wanted frame is reached by
 seeking to its keyframe when that is ahead of the decoder, else by decoding
-forward; only wanted frames are converted to RGB. bench/bench_extract.py
+forward; non-reference frames that are not wanted are skipped and only wanted
+frames are converted to RGB. bench/bench_extract.py
 measures this against ffmpeg's `select` filter, per-sample input seeking and
 OpenCV decoding every frame (docs/preprocessing.md). Frame-folder datasets
 (`media == frames`) are read directly with the same policy.
@@ -150,40 +151,54 @@ def index_video(path: str | Path):
 
 def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False
                  ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
-    """Decode the given frame numbers (display order, from 0) of a video.
+    """Decode the given frame numbers (display order, from 0) of a video, exactly.
 
+    From the packet index, the decoder seeks to the keyframe before a wanted
+    frame only when that keyframe lies ahead (else it decodes on), and skips
+    non-reference frames that are not wanted (nothing depends on them).
     Returns images (RGB HxWx3 or grey HxW uint8, downscaled), timestamps in
-    seconds and the video's frame count. Frames beyond the end are not returned.
+    seconds and the video's frame count. Frames beyond the end are ignored.
     """
     import av
 
     container, stream, index = index_video(path)
-    stream.thread_type = "AUTO"
+    stream.thread_type = "SLICE"  # frame threading adds a pipeline refill at every seek
+    codec = stream.codec_context
     position_of = {int(p): i for i, p in enumerate(index.pts)}
-    key_positions = np.flatnonzero(index.keyframe)
-    images: dict[int, np.ndarray] = {}
+    keyframes = np.flatnonzero(index.keyframe)
     wanted = sorted({f for f in frames if 0 <= f < len(index.pts)})
+    targets = set(wanted)
     fmt = "gray" if grey else "rgb24"
-    decoded = None
-    current = -1
+
+    def keyframe_of(frame: int) -> int:
+        before = keyframes[keyframes <= frame]
+        return int(before[-1]) if len(before) else 0
+
+    images: dict[int, np.ndarray] = {}
+    pending = 0  # index into wanted of the next frame still to get
     try:
-        for target in wanted:
-            keyframe = key_positions[key_positions <= target]
-            keyframe = int(keyframe[-1]) if len(keyframe) else 0
-            if decoded is None or keyframe > current or target <= current:
-                container.seek(int(index.pts[keyframe]), stream=stream, backward=True)
-                decoded = container.decode(stream)
-                current = -1
-            for frame in decoded:
-                current = position_of.get(frame.pts, current + 1)
-                if current == target:
-                    height, width = scaled_size(frame.height, frame.width, max_side)
-                    images[target] = frame.reformat(
-                        width=width, height=height, format=fmt,
-                        interpolation="AREA").to_ndarray()
-                    break
-                if current > target:
-                    break
+        while pending < len(wanted):
+            start = keyframe_of(wanted[pending])
+            container.seek(int(index.pts[start]), stream=stream, backward=True)
+            got_any = False
+            for packet in container.demux(stream):
+                position = position_of.get(packet.pts) if packet.pts is not None else None
+                codec.skip_frame = "NONREF" if position is not None and position not in targets \
+                    else "DEFAULT"
+                for frame in codec.decode(packet if packet.size else None):
+                    number = position_of.get(frame.pts)
+                    if number in targets and number not in images:
+                        height, width = scaled_size(frame.height, frame.width, max_side)
+                        images[number] = frame.reformat(width=width, height=height, format=fmt,
+                                                        interpolation="AREA").to_ndarray()
+                        got_any = True
+                while pending < len(wanted) and wanted[pending] in images:
+                    pending += 1
+                if pending == len(wanted) or (
+                        position is not None and keyframe_of(wanted[pending]) > position + 1):
+                    break  # done, or the next wanted frame is reached faster by seeking
+            if not got_any:
+                break
     except av.error.FFmpegError as error:
         raise MediaError(path, f"undecodable: {error}") from None
     finally:
