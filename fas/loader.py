@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -46,9 +45,14 @@ DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
 
 def to_chw(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWxC (C 1 or 3) as a [3, H, W] tensor; grey replicated to 3 channels."""
+    return torch.from_numpy(chw(image))
+
+
+def chw(image: np.ndarray) -> np.ndarray:
+    """uint8 HxWxC (C 1 or 3) as a new CxHxW array with 3 channels."""
     if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return np.repeat(image.transpose(2, 0, 1), 3, axis=0)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
 class _RowReader:
@@ -64,14 +68,16 @@ class _RowReader:
         starts = self._starts[shard]
         groups = sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows})
         if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(self.paths[shard])
+            self._files[shard] = pq.ParquetFile(self.paths[shard], memory_map=True)
         table = self._files[shard].read_row_groups(
             groups, columns=["pixels", "height", "width", "channels"])
-        first_rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups])
-        position = {int(r): i for i, r in enumerate(first_rows)}
-        wanted = [position[r] for r in rows]
-        images = decode_pixels(table.take(pa.array(wanted)))
-        return dict(zip(rows, images))
+        images = decode_pixels(table)
+        first = {g: sum(int(starts[h + 1] - starts[h]) for h in groups if h < g) for g in groups}
+        located = {}
+        for row in rows:
+            group = int(np.searchsorted(starts, row, side="right") - 1)
+            located[row] = images[first[group] + row - int(starts[group])]
+        return located
 
     def __getstate__(self):
         return {"paths": self.paths, "_starts": self._starts, "_files": {}}
@@ -252,7 +258,7 @@ class ClipSamples(_CacheSamples):
             is_live, pai = plan["labels"]
             for index, (locations, fps) in enumerate(plan["samples"]):
                 yield {"video_id": video_id, "index": index, "is_live": is_live, "pai": pai,
-                       "frames": torch.stack([to_chw(static[loc]) for loc in locations]),
+                       "frames": torch.from_numpy(np.stack([chw(static[loc]) for loc in locations])),
                        "fps": float(fps)}
 
 
