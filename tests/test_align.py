@@ -185,3 +185,11 @@ def test_align_stage_annotations_and_precropped(tmp_path):
             assert table.column("flags").to_pylist() == [[], ["face_reused"], ["face_reused"]]
         else:
             assert crops[0].shape == (32, 32, 3) and crops[0][:, :8].max() == 0
+
+
+def test_crop_size_per_dataset():
+    from fas.align import crop_size_for
+
+    assert crop_size_for({"crop_size": 96}, "cefa") == 96
+    sizes = {"crop_size": {"default": 112, "replay": 224}}
+    assert crop_size_for(sizes, "replay") == 224 and crop_size_for(sizes, "cefa") == 112
