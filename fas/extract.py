@@ -106,6 +106,7 @@ class VideoIndex:
     keyframe: np.ndarray    # bool per frame
     time_base: float
     start: int
+    declared: int           # frame count in the container header (0 if unknown)
 
 
 def index_video(path: str | Path):
@@ -131,7 +132,7 @@ def index_video(path: str | Path):
     pts, keys = [], []
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or packet.is_corrupt:  # a cut-off last packet is corrupt
                 continue
             if packet.pts is None:
                 raise MediaError(path, "packets without timestamps")
@@ -145,7 +146,7 @@ def index_video(path: str | Path):
         raise MediaError(path, "no frames")
     order = np.argsort(pts, kind="stable")
     index = VideoIndex(np.asarray(pts, np.int64)[order], np.asarray(keys, bool)[order],
-                       float(stream.time_base), int(stream.start_time or 0))
+                       float(stream.time_base), int(stream.start_time or 0), int(stream.frames or 0))
     return container, stream, index
 
 
@@ -182,6 +183,8 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
             container.seek(int(index.pts[start]), stream=stream, backward=True)
             got_any = False
             for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    continue
                 position = position_of.get(packet.pts) if packet.pts is not None else None
                 codec.skip_frame = "NONREF" if position is not None and position not in targets \
                     else "DEFAULT"
@@ -211,10 +214,13 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
     return images, times, len(index.pts)
 
 
-def count_video_frames(path: str | Path) -> int:
-    """Frame count from the packet index (no decoding)."""
+def count_video_frames(path: str | Path, report: FailureReport | None = None) -> int:
+    """Frame count from the packet index (no decoding); a truncated file is reported."""
     container, _, index = index_video(path)
     container.close()
+    if report is not None and index.declared > len(index.pts):
+        report.add(path, f"truncated: {len(index.pts)} of {index.declared} frames readable",
+                   "using the readable frames")
     return len(index.pts)
 
 
@@ -271,7 +277,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
         if not numbers:
             raise MediaError(next(iter(paths.values())), "modalities share no frame number")
     else:
-        counts = {m: count_video_frames(p) for m, p in paths.items()}
+        counts = {m: count_video_frames(p, report) for m, p in paths.items()}
         n = min(counts.values())
         if len(set(counts.values())) > 1:
             report.add(paths["color"] if "color" in paths else next(iter(paths.values())),

@@ -38,9 +38,11 @@ def read_number(image: np.ndarray) -> int:
 
 
 def write_video(path: Path, n_frames: int, *, gop: int = 10, fps: int = 25,
-                height: int = 48, width: int = 80, codec: str = "libx264") -> Path:
+                height: int = 48, width: int = 80, codec: str = "libx264",
+                faststart: bool = False) -> Path:
     """Encode numbered frames near-losslessly (x264 qp 0, with B-frames)."""
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         if codec == "libx264":
