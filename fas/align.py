@@ -259,6 +259,9 @@ def run(args: argparse.Namespace) -> int:
         for video_id, rows in tqdm(iter_video_rows(frames_path), total=n_videos, file=sys.stderr,
                                    desc=f"align {args.dataset} {args.shard}", unit="video"):
             total += 1
+            if video_id not in manifest.index:
+                report.add(video_id, f"not in {index_dir / 'manifest.parquet'}", "video skipped")
+                continue
             item = manifest.loc[video_id]
             media_path = root / str(item.get("path_color") or "")
             frames = {}

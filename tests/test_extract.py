@@ -158,3 +158,13 @@ def test_max_frames_from_the_protocols_table(tmp_path):
     _extract(root, index, params, out)
     frames = [r["source_frames"][0] for r in pq.read_table(out).to_pylist()]
     assert frames == [0, 1, 2, 3, 6, 7, 8, 9]
+
+
+def test_benchmark_runner_discovers_the_bench_modules():
+    import importlib
+
+    from bench.__main__ import discover
+
+    names = discover()
+    assert {"bench_extract", "bench_dynamic", "bench_cache", "bench_align"} <= set(names)
+    assert all(callable(importlib.import_module(f"bench.{n}").main) for n in names)
