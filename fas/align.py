@@ -26,10 +26,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import (ShardWriter, consecutive_runs, image_row, iter_video_rows, parse_shard,
-                       read_meta)
+from fas.cache import (MediaError, ShardWriter, add_shard_arguments, consecutive_runs,
+                       finish_stage, image_row, iter_video_rows, parse_shard, read_meta)
 from fas.config import load_params
-from fas.extract import MediaError, add_common_arguments, finish
 from fas.io import FailureReport
 
 # dlib's canonical 5-point face, unit square (get_face_chip_details in
@@ -226,7 +225,7 @@ def original_width(path: Path) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "data/cache/<dataset>/static-<i>-of-<n>.parquet")
+    add_shard_arguments(parser, "data/cache/<dataset>/static-<i>-of-<n>.parquet")
     parser.add_argument("--frames", type=Path, default=None,
                         help="frames shard of `fas extract` (data/frames/<dataset>/shard-<i>-of-<n>.parquet)")
     parser.add_argument("--index", type=Path, default=None,
@@ -296,4 +295,4 @@ def run(args: argparse.Namespace) -> int:
                     timestamps=row["timestamps"], flags=set(row["flags"]) | extra[position],
                     labels=row))
             writer.write(out_rows)
-    return finish(report, out, usable, total, args.strict)
+    return finish_stage(report, out, usable, total, args.strict)

@@ -11,6 +11,7 @@ size and no varying metadata, so the same inputs give byte-identical files.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fas.io import atomic_path
+from fas.io import FailureReport, atomic_path
 
 SCHEMA = pa.schema([
     ("video_id", pa.string()),
@@ -42,6 +43,35 @@ SCHEMA = pa.schema([
 META_COLUMNS = [name for name in SCHEMA.names if name != "pixels"]
 SORT_KEY = ("video_id", "modality", "kind", "index")
 SHARD_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
+
+
+class MediaError(Exception):
+    """A file that cannot be used, with the reason (goes to the failure report)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Arguments shared by the preprocessing stages (each writes one shard)."""
+    parser.add_argument("dataset", help="dataset name, e.g. replay")
+    parser.add_argument("--shard", default="0/1", help="i/n: process shard i of n (i from 0)")
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
+    parser.add_argument("--out", type=Path, default=None, help=f"output file ({default_out})")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit non-zero when any input was reported")
+
+
+def finish_stage(report: FailureReport, out: Path, usable: int, total: int, strict: bool) -> int:
+    """Write the failure report beside `out`, print a summary, choose the exit code."""
+    report.write(f"{out}.failures.json")
+    if len(report):
+        print(report.summary(), file=sys.stderr)
+    print(f"{report.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)
+    if strict and len(report):
+        return 1
+    return 1 if total and not usable else 0
 
 
 def parse_shard(text: str) -> tuple[int, int]:

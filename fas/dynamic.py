@@ -18,10 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fas.cache import (ShardWriter, consecutive_runs, image_row, iter_video_rows, parse_shard,
-                       read_meta)
+from fas.cache import (ShardWriter, add_shard_arguments, consecutive_runs, finish_stage,
+                       image_row, iter_video_rows, parse_shard, read_meta)
 from fas.config import load_params
-from fas.extract import add_common_arguments, finish
 from fas.io import FailureReport
 
 
@@ -111,7 +110,7 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "data/cache/<dataset>/dynamic-<i>-of-<n>.parquet")
+    add_shard_arguments(parser, "data/cache/<dataset>/dynamic-<i>-of-<n>.parquet")
     parser.add_argument("--static", type=Path, default=None,
                         help="aligned static shard (data/cache/<dataset>/static-<i>-of-<n>.parquet)")
 
@@ -140,4 +139,4 @@ def run(args: argparse.Namespace) -> int:
                 continue
             writer.write(sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"])))
             usable += 1
-    return finish(report, out, usable, total, args.strict)
+    return finish_stage(report, out, usable, total, args.strict)

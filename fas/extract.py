@@ -26,20 +26,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import ShardWriter, image_row, parse_shard, shard_members
+from fas.cache import (MediaError, ShardWriter, add_shard_arguments, finish_stage, image_row,
+                       parse_shard, shard_members)
 from fas.config import load_params
 from fas.io import FailureReport
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class MediaError(Exception):
-    """A file that cannot be used, with the reason (goes to the failure report)."""
-
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
 
 
 @dataclass(frozen=True)
@@ -315,33 +308,12 @@ def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in limited.groupby("video_id")["max_frames"].min().items()}
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """Arguments shared by the preprocessing stages."""
-    parser.add_argument("dataset", help="dataset name, e.g. replay")
-    parser.add_argument("--shard", default="0/1", help="i/n: process shard i of n (i from 0)")
-    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
-    parser.add_argument("--out", type=Path, default=None, help=f"output file ({default_out})")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit non-zero when any input was reported")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
+    add_shard_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
     parser.add_argument("--index", type=Path, default=None,
                         help="index folder with manifest.parquet (data/index/<dataset>)")
     parser.add_argument("--root", type=Path, default=None,
                         help="dataset root (params datasets.<dataset>.root)")
-
-
-def finish(report: FailureReport, out: Path, usable: int, total: int, strict: bool) -> int:
-    """Write the failure report beside `out`, print a summary, choose the exit code."""
-    report.write(f"{out}.failures.json")
-    if len(report):
-        print(report.summary(), file=sys.stderr)
-    print(f"{report.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)
-    if strict and len(report):
-        return 1
-    return 1 if total and not usable else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -374,4 +346,4 @@ def run(args: argparse.Namespace) -> int:
                 continue
             writer.write(rows)
             usable += 1
-    return finish(report, out, usable, len(members), args.strict)
+    return finish_stage(report, out, usable, len(members), args.strict)
