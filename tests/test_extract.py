@@ -80,12 +80,16 @@ def _dataset(tmp_path):
         write_video(root / f"{name}.mp4", n)
     cut = write_video(root / "cut.mp4", 40, faststart=True)  # header first, then data
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 6 // 10])
+    odd = write_video(root / "odd.mkv", 5, codec="ffv1")
+    odd.write_bytes(odd.read_bytes().replace(b"V_FFV1", b"V_QQQ1"))  # a codec nobody knows
     (root / "zero.mp4").write_bytes(b"")
     good = (root / "a.mp4").read_bytes()
     (root / "trunc.mp4").write_bytes(good[: len(good) // 2])
     write_frame_folder(root / "f1" / "color", [1, 2, 3, 5, 6, 7, 8, 9, 10])  # 4 missing
     write_frame_folder(root / "f1" / "depth", range(1, 11), grey=True)
     rows = [manifest_row(n, color=f"{n}.mp4") for n in ["a", "b", "c", "zero", "trunc", "cut"]]
+    rows.append(manifest_row("odd", color="odd.mkv"))
+    rows.append(manifest_row("pair", color="a.mp4", ir="b.mp4"))  # 30 and 20 frames
     rows.append(manifest_row("f1", "frames", color="f1/color", depth="f1/depth",
                              is_live=False, pai="print"))
     index = write_index(tmp_path / "index", rows)
@@ -108,7 +112,7 @@ def test_extract_stage_end_to_end_with_bad_inputs(tmp_path):
     assert pq.ParquetFile(out).metadata.row_group(0).num_rows == 4
     keys = list(zip(*(table.column(k).to_pylist() for k in ("video_id", "modality", "kind", "index"))))
     assert keys == sorted(keys)
-    assert set(table.column("video_id").to_pylist()) == {"a", "b", "c", "cut", "f1"}
+    assert set(table.column("video_id").to_pylist()) == {"a", "b", "c", "cut", "f1", "pair"}
     images = decode_pixels(table)
     for row, image in zip(table.to_pylist(), images):
         assert max(image.shape[:2]) <= 64
@@ -129,6 +133,10 @@ def test_extract_stage_end_to_end_with_bad_inputs(tmp_path):
     assert "missing frame(s) [4]" in reasons["color"]
     assert "different" in reasons["depth"] or "common" in reasons["depth"]
     assert "c.mp4" in reasons
+    assert "unsupported codec" in reasons["odd.mkv"]
+    assert "different frame counts {'color': 30, 'ir': 20}" in reasons["a.mp4"]
+    pair = [r["source_frames"][0] for r in table.to_pylist() if r["video_id"] == "pair"]
+    assert pair == [0, 1, 2, 3, 16, 17, 18, 19] * 2  # colour then ir, within the common 20
     assert "truncated" in reasons["cut.mp4"] and "of 40 frames readable" in reasons["cut.mp4"]
     cut_frames = [r["source_frames"][0] for r in table.to_pylist() if r["video_id"] == "cut"]
     assert all(read_number(img) == r["source_frames"][0] for r, img in zip(table.to_pylist(), images)
@@ -146,7 +154,7 @@ def test_shards_partition_the_videos_and_rebuild_byte_identically(tmp_path):
         _extract(root, index, params, out, f"{i}/2")
         assert out.read_bytes() == first
     assert not parts[0] & parts[1]
-    assert parts[0] | parts[1] == {"a", "b", "c", "cut", "f1"}
+    assert parts[0] | parts[1] == {"a", "b", "c", "cut", "f1", "pair"}
 
 
 def test_max_frames_from_the_protocols_table(tmp_path):
