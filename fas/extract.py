@@ -93,13 +93,18 @@ def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 @dataclass
 class VideoIndex:
-    """Display-ordered frame list of a video, from its packets (nothing decoded)."""
+    """Display-ordered frame list of a video, from its packets (nothing decoded).
 
-    pts: np.ndarray         # presentation timestamps, sorted (display order)
+    `pts` is None when some packets carry no presentation timestamp (seen in
+    AVI files with B-frames): such videos are decoded sequentially.
+    """
+
+    pts: np.ndarray | None  # presentation timestamps, sorted (display order)
     keyframe: np.ndarray    # bool per frame
     time_base: float
     start: int
     declared: int           # frame count in the container header (0 if unknown)
+    count: int              # readable frames
 
 
 def index_video(path: str | Path):
@@ -127,8 +132,6 @@ def index_video(path: str | Path):
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_corrupt:  # a cut-off last packet is corrupt
                 continue
-            if packet.pts is None:
-                raise MediaError(path, "packets without timestamps")
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
     except av.error.FFmpegError as error:
@@ -137,9 +140,11 @@ def index_video(path: str | Path):
     if not pts:
         container.close()
         raise MediaError(path, "no frames")
-    order = np.argsort(pts, kind="stable")
-    index = VideoIndex(np.asarray(pts, np.int64)[order], np.asarray(keys, bool)[order],
-                       float(stream.time_base), int(stream.start_time or 0), int(stream.frames or 0))
+    timed = None not in pts
+    order = np.argsort(pts, kind="stable") if timed else np.arange(len(pts))
+    index = VideoIndex(np.asarray(pts, np.int64)[order] if timed else None,
+                       np.asarray(keys, bool)[order], float(stream.time_base or 0),
+                       int(stream.start_time or 0), int(stream.frames or 0), len(pts))
     return container, stream, index
 
 
@@ -156,13 +161,15 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
     import av
 
     container, stream, index = index_video(path)
+    if index.pts is None:
+        container.close()
+        return decode_sequentially(path, frames, max_side, grey)
     stream.thread_type = "SLICE"  # frame threading adds a pipeline refill at every seek
     codec = stream.codec_context
     position_of = {int(p): i for i, p in enumerate(index.pts)}
     keyframes = np.flatnonzero(index.keyframe)
-    wanted = sorted({f for f in frames if 0 <= f < len(index.pts)})
+    wanted = sorted({f for f in frames if 0 <= f < index.count})
     targets = set(wanted)
-    fmt = "gray" if grey else "rgb24"
 
     def keyframe_of(frame: int) -> int:
         before = keyframes[keyframes <= frame]
@@ -184,9 +191,7 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
                 for frame in codec.decode(packet if packet.size else None):
                     number = position_of.get(frame.pts)
                     if number in targets and number not in images:
-                        height, width = scaled_size(frame.height, frame.width, max_side)
-                        images[number] = frame.reformat(width=width, height=height, format=fmt,
-                                                        interpolation="AREA").to_ndarray()
+                        images[number] = to_array(frame, max_side, grey)
                         got_any = True
                 while pending < len(wanted) and wanted[pending] in images:
                     pending += 1
@@ -199,22 +204,58 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
         raise MediaError(path, f"undecodable: {error}") from None
     finally:
         container.close()
+    check_complete(path, wanted, images)
+    times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
+    return images, times, index.count
+
+
+def decode_sequentially(path: str | Path, frames: list[int], max_side: int, grey: bool
+                        ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
+    """decode_video for videos without packet timestamps: every frame in output order."""
+    import av
+
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    wanted = set(frames)
+    images, times, count = {}, {}, 0
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    try:
+        for number, frame in enumerate(container.decode(stream)):
+            count = number + 1
+            if number in wanted:
+                images[number] = to_array(frame, max_side, grey)
+                times[number] = frame.time if frame.time is not None else number / (rate or 1)
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"undecodable: {error}") from None
+    finally:
+        container.close()
+    check_complete(path, sorted(f for f in wanted if 0 <= f < count), images)
+    return images, times, count
+
+
+def to_array(frame, max_side: int, grey: bool) -> np.ndarray:
+    """A decoded frame as RGB (or grey) uint8, long side at most max_side."""
+    height, width = scaled_size(frame.height, frame.width, max_side)
+    return frame.reformat(width=width, height=height, format="gray" if grey else "rgb24",
+                          interpolation="AREA").to_ndarray()
+
+
+def check_complete(path, wanted: list[int], images: dict) -> None:
     missing = [f for f in wanted if f not in images]
     if missing:
         raise MediaError(path, f"undecodable: frames {missing[:5]} could not be decoded "
                                "(truncated file?)")
-    times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
-    return images, times, len(index.pts)
 
 
 def count_video_frames(path: str | Path, report: FailureReport | None = None) -> int:
     """Frame count from the packet index (no decoding); a truncated file is reported."""
     container, _, index = index_video(path)
     container.close()
-    if report is not None and index.declared > len(index.pts):
-        report.add(path, f"truncated: {len(index.pts)} of {index.declared} frames readable",
+    if report is not None and index.declared > index.count:
+        report.add(path, f"truncated: {index.count} of {index.declared} frames readable",
                    "using the readable frames")
-    return len(index.pts)
+    return index.count
 
 
 def folder_frames(folder: str | Path) -> dict[int, Path]:

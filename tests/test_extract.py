@@ -176,3 +176,21 @@ def test_benchmark_runner_discovers_the_bench_modules():
     names = discover()
     assert {"bench_extract", "bench_dynamic", "bench_cache", "bench_align"} <= set(names)
     assert all(callable(importlib.import_module(f"bench.{n}").main) for n in names)
+
+
+def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypatch):
+    import fas.extract as extract
+
+    real = extract.index_video
+
+    def untimed(path):
+        container, stream, index = real(path)
+        index.pts = None
+        return container, stream, index
+
+    monkeypatch.setattr(extract, "index_video", untimed)
+    path = write_video(tmp_path / "v.mp4", 30, gop=7)
+    images, times, n_frames = extract.decode_video(path, [3, 29, 12, 40], 640)
+    assert n_frames == 30 and sorted(images) == [3, 12, 29]
+    assert all(read_number(image) == number for number, image in images.items())
+    assert times[12] == pytest.approx(12 / 25)
