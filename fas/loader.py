@@ -5,7 +5,10 @@ a row group of the driving shard (dynamic rows for SD-Net, static colour rows
 for clips) with the videos whose rows start in it. Units are split across
 DataLoader workers; with `shuffle=True` the order of units is permuted and
 samples are drawn at random from a buffer of `buffer_size`, deterministically
-for (seed, epoch, number of workers). Call `set_epoch(n)` before each epoch.
+for (seed, epoch, number of workers). Call `set_epoch(n)` before each epoch
+(with `persistent_workers=True` the workers would keep the old epoch).
+`video_ids=None` takes every video of the cache; requested ids that the cache
+lacks (skipped by an earlier stage) are listed in `missing_video_ids`.
 
 Example (runnable on any cache folder, e.g. one built by `fas align` and
 `fas dynamic`)::
