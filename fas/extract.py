@@ -127,10 +127,13 @@ def index_video(path: str | Path):
     if stream.codec_context is None or stream.codec_context.codec is None:
         container.close()
         raise MediaError(path, "unsupported codec")
-    pts, keys = [], []
+    pts, keys, corrupt = [], [], False
     try:
         for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_corrupt:  # a cut-off last packet is corrupt
+            if packet.is_corrupt:  # a cut-off last packet is corrupt
+                corrupt = True
+                continue
+            if packet.size == 0:
                 continue
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
@@ -142,10 +145,25 @@ def index_video(path: str | Path):
         raise MediaError(path, "no frames")
     timed = None not in pts
     order = np.argsort(pts, kind="stable") if timed else np.arange(len(pts))
+    if timed and (corrupt or len(pts) < (stream.frames or 0)):
+        order = order[:dense_prefix(np.asarray(pts)[order])]
     index = VideoIndex(np.asarray(pts, np.int64)[order] if timed else None,
                        np.asarray(keys, bool)[order], float(stream.time_base or 0),
-                       int(stream.start_time or 0), int(stream.frames or 0), len(pts))
+                       int(stream.start_time or 0), int(stream.frames or 0), len(order))
     return container, stream, index
+
+
+def dense_prefix(sorted_pts: np.ndarray) -> int:
+    """Length of the run of frames before the first missing one (a truncated file).
+
+    Packets arrive in decode order, so a cut file can hold a frame whose
+    display predecessors are gone; numbering past that gap would be wrong.
+    """
+    steps = np.diff(sorted_pts)
+    if not len(steps):
+        return len(sorted_pts)
+    gaps = np.flatnonzero(steps > 1.5 * np.median(steps))
+    return int(gaps[0]) + 1 if len(gaps) else len(sorted_pts)
 
 
 def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False
@@ -181,11 +199,12 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
         while pending < len(wanted):
             start = keyframe_of(wanted[pending])
             container.seek(int(index.pts[start]), stream=stream, backward=True)
-            got_any = False
+            got_any, furthest = False, -1  # furthest display position sent to the decoder
             for packet in container.demux(stream):
                 if packet.is_corrupt:
                     continue
                 position = position_of.get(packet.pts) if packet.pts is not None else None
+                furthest = max(furthest, -1 if position is None else position)
                 codec.skip_frame = "NONREF" if position is not None and position not in targets \
                     else "DEFAULT"
                 for frame in codec.decode(packet if packet.size else None):
@@ -195,8 +214,7 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
                         got_any = True
                 while pending < len(wanted) and wanted[pending] in images:
                     pending += 1
-                if pending == len(wanted) or (
-                        position is not None and keyframe_of(wanted[pending]) > position + 1):
+                if pending == len(wanted) or keyframe_of(wanted[pending]) > furthest + 1:
                     break  # done, or the next wanted frame is reached faster by seeking
             if not got_any:
                 break

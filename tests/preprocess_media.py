@@ -39,15 +39,18 @@ def read_number(image: np.ndarray) -> int:
 
 def write_video(path: Path, n_frames: int, *, gop: int = 10, fps: int = 25,
                 height: int = 48, width: int = 80, codec: str = "libx264",
-                faststart: bool = False) -> Path:
-    """Encode numbered frames near-losslessly (x264 qp 0, with B-frames)."""
+                faststart: bool = False, open_gop: bool = False) -> Path:
+    """Encode numbered frames near-losslessly (x264 qp 1, 4:4:4, two B-frames between P-frames)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         if codec == "libx264":
             stream.pix_fmt = "yuv444p"
-            stream.options = {"qp": "0", "g": str(gop), "bf": "2", "preset": "ultrafast"}
+            # qp 1, not 0: x264's lossless mode turns B-frames off, and the tests need them
+            params = "bframes=2:b-adapt=0" + (":open-gop=1" if open_gop else "")
+            stream.options = {"qp": "1", "g": str(gop), "preset": "ultrafast",
+                              "x264-params": params}
         else:
             stream.pix_fmt = "yuv420p"
         for number in range(n_frames):

@@ -37,9 +37,9 @@ def test_scaled_size_keeps_aspect_and_never_upscales():
     assert scaled_size(48, 80, 640) == (48, 80)
 
 
-@pytest.mark.parametrize("gop", [1, 10, 50])
-def test_decoded_frames_are_exactly_the_requested_ones(tmp_path, gop):
-    path = write_video(tmp_path / "numbered.mp4", 60, gop=gop)
+@pytest.mark.parametrize("gop, open_gop", [(1, False), (10, False), (50, False), (10, True)])
+def test_decoded_frames_are_exactly_the_requested_ones(tmp_path, gop, open_gop):
+    path = write_video(tmp_path / "numbered.mp4", 60, gop=gop, open_gop=open_gop)
     wanted = [0, 1, 9, 10, 11, 33, 34, 59, 25]
     images, times, n_frames = decode_video(path, wanted, max_side=640)
     assert n_frames == 60
