@@ -126,9 +126,12 @@ def read_face_locations(path: str | Path) -> dict[int, tuple[float, float, float
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 5:
-            raise MediaError(path, f"line {number}: expected 'frame x y w h', got {line!r}")
-        frame, *box = (float(f) for f in fields)
+        try:
+            if len(fields) != 5:
+                raise ValueError
+            frame, *box = (float(f) for f in fields)
+        except ValueError:
+            raise MediaError(path, f"line {number}: expected 'frame x y w h', got {line!r}") from None
         if box[2] > 0 and box[3] > 0:
             boxes[int(frame)] = tuple(box)
     return boxes
@@ -218,10 +221,14 @@ def crop_size_for(settings: dict, dataset: str) -> int:
 
 
 def original_width(path: Path) -> int:
+    """Width of a video as stored (face-location boxes are in its pixels)."""
     import av
 
-    with av.open(str(path)) as container:
-        return container.streams.video[0].width
+    try:
+        with av.open(str(path)) as container:
+            return container.streams.video[0].width
+    except (av.error.FFmpegError, IndexError) as error:
+        raise MediaError(path, f"cannot read the video size: {error}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ import skimage.data
 
 from fas.align import (LandmarkDetector, align_video, box_transform, fill_and_smooth,
                        read_face_locations, similarity, template)
-from fas.cache import decode_pixels, image_row, write_shard
+from fas.cache import MediaError, decode_pixels, image_row, write_shard
 from fas.cli import main as fas_main
 from preprocess_media import manifest_row, write_index, write_params
 
@@ -119,9 +119,10 @@ def test_annotation_boxes(tmp_path):
     assert boxes == {0: (10, 20, 30, 40), 3: (12, 20, 30, 40)}
     matrix = box_transform(boxes[0], 112, 0.0)
     assert np.allclose(_apply(matrix, [[25, 40], [5, 20], [45, 60]]), [[56, 56], [0, 0], [112, 112]])
-    path.write_text("0 10 20\n")
-    with pytest.raises(Exception, match="expected 'frame x y w h'"):
-        read_face_locations(path)
+    for bad in ("0 10 20\n", "0 10 20 x 40\n"):
+        path.write_text(bad)
+        with pytest.raises(MediaError, match="line 1: expected 'frame x y w h'"):
+            read_face_locations(path)
 
 
 def _frames_shard(path, videos):
