@@ -53,7 +53,8 @@ def main() -> None:
     images = crops(N)
     write_all(folder, images)
     order = np.random.default_rng(1).permutation(N)
-    memmap = np.load(folder / "crops.npy", mmap_mode="r")
+    # a plain ndarray view: slicing np.memmap objects costs more than the copy itself
+    memmap = np.load(folder / "crops.npy", mmap_mode="r").view(np.ndarray)
     shard = shard_path(folder / "cache", "static", (0, 1))
 
     def cache_scan():
