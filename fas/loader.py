@@ -95,6 +95,7 @@ class _CacheSamples(IterableDataset):
     """Shared machinery: units of row groups, worker split, seeded buffer shuffle."""
 
     driver_kind = "static"
+    kinds: tuple[str, ...] = ("static",)  # shards a dataset needs
 
     def __init__(self, cache_dir: str | Path, video_ids: Iterable[str] | None, *, shuffle: bool,
                  seed: int, buffer_size: int = 1024):
@@ -104,8 +105,10 @@ class _CacheSamples(IterableDataset):
         self.epoch = 0
         self.readers = {kind: _RowReader(shard_paths(self.cache_dir, kind))
                         for kind in ("static", "dynamic")}
-        if not self.readers[self.driver_kind].paths:
-            raise FileNotFoundError(f"{self.cache_dir}: no {self.driver_kind}-*-of-*.parquet shards")
+        for kind in self.kinds:
+            if not self.readers[kind].paths:
+                raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
+                                        "(run `fas align` and `fas dynamic`)")
         self.meta = {kind: read_meta(reader.paths).to_pandas() if reader.paths else None
                      for kind, reader in self.readers.items()}
         present = set(self.meta[self.driver_kind]["video_id"])
@@ -176,6 +179,7 @@ class SDNetSamples(_CacheSamples):
     """
 
     driver_kind = "dynamic"
+    kinds = ("static", "dynamic")
 
     def __init__(self, cache_dir: str | Path, video_ids: Iterable[str] | None,
                  modalities: Iterable[str], *, shuffle: bool, seed: int, buffer_size: int = 1024):

@@ -134,3 +134,12 @@ def test_extract_align_dynamic_then_load(tmp_path):
     clips = list(ClipSamples(cache, None, 8, shuffle=False, seed=0))
     assert len(clips) == 4 and clips[0]["frames"].shape == (8, 3, 16, 16)
     assert clips[0]["fps"] == pytest.approx(25.0)
+
+
+def test_sdnet_samples_need_both_kinds_of_shard(cache, tmp_path):
+    import shutil
+
+    for path in cache.glob("dynamic-*.parquet"):
+        shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(FileNotFoundError, match="no static-"):
+        SDNetSamples(tmp_path, None, ["color"], shuffle=False, seed=0)
