@@ -103,14 +103,12 @@ class _CacheSamples(IterableDataset):
         self.cache_dir = Path(cache_dir)
         self.shuffle, self.seed, self.buffer_size = shuffle, int(seed), int(buffer_size)
         self.epoch = 0
-        self.readers = {kind: _RowReader(shard_paths(self.cache_dir, kind))
-                        for kind in ("static", "dynamic")}
+        self.readers = {kind: _RowReader(shard_paths(self.cache_dir, kind)) for kind in self.kinds}
         for kind in self.kinds:
             if not self.readers[kind].paths:
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
                                         "(run `fas align` and `fas dynamic`)")
-        self.meta = {kind: read_meta(reader.paths).to_pandas() if reader.paths else None
-                     for kind, reader in self.readers.items()}
+        self.meta = {kind: read_meta(reader.paths).to_pandas() for kind, reader in self.readers.items()}
         present = set(self.meta[self.driver_kind]["video_id"])
         wanted = present if video_ids is None else set(video_ids)
         self.missing_video_ids = sorted(wanted - present)
