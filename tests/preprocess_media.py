@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -39,12 +40,18 @@ def read_number(image: np.ndarray) -> int:
 
 def write_video(path: Path, n_frames: int, *, gop: int = 10, fps: int = 25,
                 height: int = 48, width: int = 80, codec: str = "libx264",
-                faststart: bool = False, open_gop: bool = False) -> Path:
-    """Encode numbered frames near-losslessly (x264 qp 1, 4:4:4, two B-frames between P-frames)."""
+                faststart: bool = False, open_gop: bool = False,
+                frame_times_ms: list[int] | None = None) -> Path:
+    """Encode numbered frames near-losslessly (x264 qp 1, 4:4:4, two B-frames between P-frames).
+
+    `frame_times_ms` gives a variable frame rate: each frame's presentation time.
+    """
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
+        if frame_times_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
         if codec == "libx264":
             stream.pix_fmt = "yuv444p"
             # qp 1, not 0: x264's lossless mode turns B-frames off, and the tests need them
@@ -55,6 +62,8 @@ def write_video(path: Path, n_frames: int, *, gop: int = 10, fps: int = 25,
             stream.pix_fmt = "yuv420p"
         for number in range(n_frames):
             frame = av.VideoFrame.from_ndarray(numbered_frame(number, height, width), format="rgb24")
+            if frame_times_ms is not None:
+                frame.pts, frame.time_base = int(frame_times_ms[number]), Fraction(1, 1000)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

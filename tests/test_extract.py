@@ -194,3 +194,13 @@ def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypa
     assert n_frames == 30 and sorted(images) == [3, 12, 29]
     assert all(read_number(image) == number for number, image in images.items())
     assert times[12] == pytest.approx(12 / 25)
+
+
+def test_variable_frame_rate_numbers_and_timestamps(tmp_path):
+    times = np.cumsum([0] + [90 if i % 3 == 0 else 40 for i in range(1, 30)])  # milliseconds
+    path = write_video(tmp_path / "vfr.mp4", 30, frame_times_ms=list(times))
+    wanted = [0, 5, 6, 7, 20, 29]
+    images, seconds, n_frames = decode_video(path, wanted, 640)
+    assert n_frames == 30
+    assert [read_number(images[f]) for f in wanted] == wanted
+    assert [seconds[f] for f in wanted] == pytest.approx([times[f] / 1000 for f in wanted])
