@@ -25,7 +25,7 @@ STAGE_CODE = {
     "track": ["fas/tracking.py"],
     "synth": ["fas/synth"],
     "index": ["fas/datasets"],
-    "extract": ["fas/extract.py", "fas/video.py"],
+    "extract": ["fas/extract.py", "fas/cache.py"],
     "align": ["fas/align.py", "fas/cache.py"],
     "dynamic": ["fas/dynamic.py", "fas/cache.py"],
     "train": ["fas/train.py", "fas/models", "fas/loader.py", "fas/cache.py"],

@@ -172,7 +172,9 @@ def _experiment_id(client, name: str) -> str:
     try:
         return _retry(lambda: client.create_experiment(
             name, artifact_location=DEFAULT_ARTIFACTS.as_uri()
-            if not os.environ.get("MLFLOW_TRACKING_URI") else None))
+            if not os.environ.get("MLFLOW_TRACKING_URI") else None,
+            # the UI then opens on the run list (model training), not the GenAI views
+            tags={"mlflow.experimentKind": "custom_model_development"}))
     except Exception:  # created meanwhile by a parallel job
         return _retry(lambda: client.get_experiment_by_name(name)).experiment_id
 

@@ -1,6 +1,6 @@
 rule align:
     input:
-        align_inputs,
+        from_job(align_output, "deps"),
     output:
         static="data/cache/{dataset}/static-{shard}.parquet",
     log:
@@ -8,7 +8,7 @@ rule align:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(align_output, "cmd"),
+        fingerprint=from_job(align_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

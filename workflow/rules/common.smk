@@ -41,12 +41,19 @@ def experiment_of(wildcards):
     )
 
 
-def command(wildcards, output):
-    return job(output[0]).cmd
+# Params are functions of the wildcards only: Snakemake leaves params computed
+# from outputs out of its rerun-on-params-change check.
+def from_job(locate, field):
+    """A named function of the wildcards giving one field of the rule's fas.dag job."""
 
+    def get(wildcards):
+        found = job(locate(wildcards))
+        if field == "fingerprint":
+            return dag.fingerprint(config, found.stage)
+        return getattr(found, field)
 
-def fingerprint(wildcards, output):
-    return dag.fingerprint(config, job(output[0]).stage)
+    get.__name__ = f"{locate.__name__}_{field}"
+    return get
 
 
 def print_failure_summary(log_path):
@@ -62,25 +69,37 @@ def print_failure_summary(log_path):
     print(f"Snakemake log: {log_path}")
 
 
-def align_inputs(wildcards):
-    return job(f"data/cache/{wildcards.dataset}/static-{wildcards.shard}.parquet").deps
+def track_output(wildcards):
+    return dag.MLFLOW_RECEIPT
 
 
-def dynamic_inputs(wildcards):
-    return job(f"data/cache/{wildcards.dataset}/dynamic-{wildcards.shard}.parquet").deps
+def synth_output(wildcards):
+    return config["datasets"][wildcards.dataset]["root"]
 
 
-def evaluate_inputs(wildcards):
-    return job(dag.metrics_output(experiment_of(wildcards))).deps
+def index_output(wildcards):
+    return dag.index_outputs(wildcards.dataset)[0]
 
 
-def extract_inputs(wildcards):
-    return job(f"data/frames/{wildcards.dataset}/shard-{wildcards.shard}.parquet").deps
+def extract_output(wildcards):
+    return f"data/frames/{wildcards.dataset}/shard-{wildcards.shard}.parquet"
 
 
-def index_inputs(wildcards):
-    return job(dag.index_outputs(wildcards.dataset)[0]).deps
+def align_output(wildcards):
+    return f"data/cache/{wildcards.dataset}/static-{wildcards.shard}.parquet"
 
 
-def train_inputs(wildcards):
-    return job(dag.train_outputs(experiment_of(wildcards))[0]).deps
+def dynamic_output(wildcards):
+    return f"data/cache/{wildcards.dataset}/dynamic-{wildcards.shard}.parquet"
+
+
+def train_output(wildcards):
+    return dag.train_outputs(experiment_of(wildcards))[0]
+
+
+def evaluate_output(wildcards):
+    return dag.metrics_output(experiment_of(wildcards))
+
+
+def report_output(wildcards):
+    return dag.REPORT_OUTPUTS[0]

@@ -1,6 +1,6 @@
 rule dynamic:
     input:
-        dynamic_inputs,
+        from_job(dynamic_output, "deps"),
     output:
         dynamic="data/cache/{dataset}/dynamic-{shard}.parquet",
     log:
@@ -8,7 +8,7 @@ rule dynamic:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(dynamic_output, "cmd"),
+        fingerprint=from_job(dynamic_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        evaluate_inputs,
+        from_job(evaluate_output, "deps"),
     output:
         metrics="results/eval/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/metrics.json",
     log:
@@ -8,7 +8,7 @@ rule evaluate:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(evaluate_output, "cmd"),
+        fingerprint=from_job(evaluate_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

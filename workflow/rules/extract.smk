@@ -1,6 +1,6 @@
 rule extract:
     input:
-        extract_inputs,
+        from_job(extract_output, "deps"),
     output:
         frames=temp("data/frames/{dataset}/shard-{shard}.parquet"),
     log:
@@ -8,7 +8,7 @@ rule extract:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(extract_output, "cmd"),
+        fingerprint=from_job(extract_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule index:
     input:
-        index_inputs,
+        from_job(index_output, "deps"),
     output:
         manifest="data/index/{dataset}/manifest.parquet",
         protocols="data/index/{dataset}/protocols.parquet",
@@ -10,7 +10,7 @@ rule index:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(index_output, "cmd"),
+        fingerprint=from_job(index_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

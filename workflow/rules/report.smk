@@ -1,6 +1,6 @@
 rule report:
     input:
-        job(dag.REPORT_OUTPUTS[0]).deps,
+        from_job(report_output, "deps"),
     output:
         tables=directory("results/tables"),
         plots=directory("results/plots"),
@@ -10,7 +10,7 @@ rule report:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(report_output, "cmd"),
+        fingerprint=from_job(report_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -6,7 +6,7 @@ rule synth:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(synth_output, "cmd"),
+        fingerprint=from_job(synth_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -6,7 +6,7 @@ rule track_init:
     conda:
         "../envs/fas.yaml"
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(track_output, "cmd"),
+        fingerprint=from_job(track_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

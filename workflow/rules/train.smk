@@ -1,6 +1,6 @@
 rule train:
     input:
-        train_inputs,
+        from_job(train_output, "deps"),
     output:
         scores="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/scores.parquet",
         frame_scores="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/frame_scores.parquet",
@@ -13,7 +13,7 @@ rule train:
     resources:
         gpu=TRAIN_GPUS,
     params:
-        cmd=command,
-        fingerprint=fingerprint,
+        cmd=from_job(train_output, "cmd"),
+        fingerprint=from_job(train_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -1,0 +1,265 @@
+"""The Parquet cache: schema, deterministic shard writer and row-group reader.
+
+Every preprocessing stage writes the same table (docs/ARCHITECTURE.md, "Cache
+shards"): one row per image, raw uint8 HWC pixels, sorted by
+(video_id, modality, kind, index). Pixels are stored raw and uncompressed:
+measured (bench/bench_cache.py, DEPENDENCIES.md) raw bytes read several times
+faster than JPEG, and lz4/zstd save only a few per cent on face crops.
+A shard is written to a temporary name and renamed, with a fixed row-group
+size and no varying metadata, so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fas.io import FailureReport, atomic_path
+
+SCHEMA = pa.schema([
+    ("video_id", pa.string()),
+    ("modality", pa.string()),
+    ("kind", pa.string()),
+    ("index", pa.int32()),
+    ("source_frames", pa.list_(pa.int32())),
+    ("timestamps", pa.list_(pa.float64())),
+    ("height", pa.int32()),
+    ("width", pa.int32()),
+    ("channels", pa.int32()),
+    ("pixels", pa.binary()),
+    ("flags", pa.list_(pa.string())),
+    ("is_live", pa.bool_()),
+    ("pai", pa.string()),
+    ("subject", pa.string()),
+])
+META_COLUMNS = [name for name in SCHEMA.names if name != "pixels"]
+SORT_KEY = ("video_id", "modality", "kind", "index")
+SHARD_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
+
+
+class MediaError(Exception):
+    """A file that cannot be used, with the reason (goes to the failure report)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """Arguments shared by the preprocessing stages (each writes one shard)."""
+    parser.add_argument("dataset", help="dataset name, e.g. replay")
+    parser.add_argument("--shard", default="0/1", help="i/n: process shard i of n (i from 0)")
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
+    parser.add_argument("--out", type=Path, default=None, help=f"output file ({default_out})")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit non-zero when any input was reported")
+
+
+def finish_stage(report: FailureReport, out: Path, usable: int, total: int, strict: bool) -> int:
+    """Write the failure report beside `out`, print a summary, choose the exit code."""
+    report.write(f"{out}.failures.json")
+    if len(report):
+        print(report.summary(), file=sys.stderr)
+    print(f"{report.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)
+    if strict and len(report):
+        return 1
+    return 1 if total and not usable else 0
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"i/n"` (i from 0) as a pair, validated."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"bad shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/2")
+    return int(match[1]), int(match[2])
+
+
+def shard_members(video_ids: Iterable[str], shard: tuple[int, int]) -> list[str]:
+    """The videos of shard i of n: every n-th of the sorted ids, from the i-th."""
+    i, n = shard
+    return sorted(set(video_ids))[i::n]
+
+
+def shard_path(cache_dir: str | Path, kind: str, shard: tuple[int, int]) -> Path:
+    return Path(cache_dir) / f"{kind}-{shard[0]}-of-{shard[1]}.parquet"
+
+
+def shard_paths(cache_dir: str | Path, kind: str) -> list[Path]:
+    """All shards of one kind in a cache folder, in shard order."""
+    found = []
+    for path in Path(cache_dir).glob(f"{kind}-*-of-*.parquet"):
+        match = SHARD_NAME.match(path.name)
+        if match and match["kind"] == kind:
+            found.append((int(match["n"]), int(match["i"]), path))
+    counts = {n for n, _, _ in found}
+    if len(counts) > 1:
+        raise ValueError(f"{cache_dir}: {kind} shards of different counts {sorted(counts)}; "
+                         "remove the stale ones")
+    return [path for _, _, path in sorted(found)]
+
+
+def consecutive_runs(source_frames: Iterable[int]) -> list[range]:
+    """Maximal stretches of a sampled sequence whose source frames follow each other.
+
+    Steps of 1 continue a run; steps of 0 (a padded repeat) do too, so a
+    repeat-padded clip stays one run. Returns ranges of positions.
+    """
+    frames = list(source_frames)
+    runs, start = [], 0
+    for position in range(1, len(frames) + 1):
+        if position == len(frames) or frames[position] - frames[position - 1] not in (0, 1):
+            runs.append(range(start, position))
+            start = position
+    return runs
+
+
+def image_row(video_id: str, modality: str, kind: str, index: int, image: np.ndarray, *,
+              source_frames: list[int], timestamps: list[float], flags: Iterable[str] = (),
+              labels: dict) -> dict:
+    """One cache row; `image` is uint8 HxW or HxWxC, `labels` has is_live, pai, subject."""
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    height, width, channels = image.shape
+    return {"video_id": video_id, "modality": modality, "kind": kind, "index": int(index),
+            "source_frames": [int(f) for f in source_frames],
+            "timestamps": [float(t) for t in timestamps],
+            "height": height, "width": width, "channels": channels,
+            "pixels": image.tobytes(), "flags": sorted(set(flags)),
+            "is_live": bool(labels["is_live"]), "pai": str(labels["pai"]),
+            "subject": str(labels["subject"])}
+
+
+class ShardWriter:
+    """Streams sorted rows into a Parquet shard, atomically.
+
+    Rows must arrive in (video_id, modality, kind, index) order; they are
+    written in row groups of exactly `row_group_rows` (the last may be shorter).
+    The file appears at `path` only when the `with` block ends without error.
+    """
+
+    def __init__(self, path: str | Path, row_group_rows: int):
+        if row_group_rows < 1:
+            raise ValueError("row_group_rows must be >= 1")
+        self.path = Path(path)
+        self.row_group_rows = row_group_rows
+        self.rows_written = 0
+        self._buffer: list[dict] = []
+        self._last_key: tuple | None = None
+
+    def __enter__(self) -> "ShardWriter":
+        self._stack = ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        self._writer = pq.ParquetWriter(tmp, SCHEMA, compression="none", use_dictionary=False,
+                                        write_statistics=["video_id", "modality", "kind",
+                                                          "index"])
+        return self
+
+    def write(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            key = tuple(row[k] for k in SORT_KEY)
+            if self._last_key is not None and key <= self._last_key:
+                raise ValueError(f"cache rows out of order: {key} after {self._last_key}")
+            self._last_key = key
+            self._buffer.append(row)
+            if len(self._buffer) == self.row_group_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SCHEMA),
+                                     row_group_size=self.row_group_rows)
+            self.rows_written += len(self._buffer)
+            self._buffer = []
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._flush()
+            self._writer.close()
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return bool(self._stack.__exit__(exc_type, exc, tb))
+
+
+def write_shard(path: str | Path, rows: Iterable[dict], row_group_rows: int) -> int:
+    """Write rows (sorted here) to one shard; returns the row count."""
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in SORT_KEY))
+    with ShardWriter(path, row_group_rows) as writer:
+        writer.write(ordered)
+    return writer.rows_written
+
+
+def read_meta(paths: Iterable[str | Path]) -> "pa.Table":
+    """Every column but the pixels of several shards, with `shard` and `row` added."""
+    tables = []
+    for shard_number, path in enumerate(paths):
+        table = pq.read_table(path, columns=META_COLUMNS)
+        tables.append(table.append_column("shard", pa.array(
+            np.full(table.num_rows, shard_number, np.int32))).append_column(
+            "row", pa.array(np.arange(table.num_rows, dtype=np.int64))))
+    if not tables:
+        return SCHEMA.empty_table().drop_columns(["pixels"])
+    return pa.concat_tables(tables)
+
+
+def row_group_starts(path: str | Path) -> np.ndarray:
+    """First row of every row group of a shard, plus the total row count."""
+    metadata = pq.ParquetFile(path).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def decode_pixels(table: "pa.Table") -> list[np.ndarray]:
+    """The images of a table as HxWxC uint8 views of its pixel buffer (no copy)."""
+    pixels = table.column("pixels")
+    column = pixels.chunk(0) if pixels.num_chunks == 1 else pixels.combine_chunks()
+    heights = table.column("height").to_numpy()
+    widths = table.column("width").to_numpy()
+    channels = table.column("channels").to_numpy()
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32,
+                            count=len(column) + 1, offset=column.offset * 4)
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
+    if len(column) and (heights == heights[0]).all() and (widths == widths[0]).all() \
+            and (channels == channels[0]).all():
+        shape = (int(heights[0]), int(widths[0]), int(channels[0]))
+        if (np.diff(offsets) == np.prod(shape)).all():  # one reshape for uniform images
+            return list(data[offsets[0]:offsets[-1]].reshape((len(column),) + shape))
+    return [data[offsets[i]:offsets[i + 1]].reshape(heights[i], widths[i], channels[i])
+            for i in range(len(column))]
+
+
+def iter_row_groups(path: str | Path, columns: list[str] | None = None) -> Iterator["pa.Table"]:
+    """Row groups of one shard as tables, in order (memory-mapped: uncompressed pages
+    are read without an intermediate copy, about 1.5x faster)."""
+    handle = pq.ParquetFile(path, memory_map=True)
+    for group in range(handle.num_row_groups):
+        yield handle.read_row_group(group, columns=columns)
+
+
+def iter_video_rows(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
+    """(video_id, rows) per video of a shard, streaming; rows carry a decoded `image`.
+
+    Grey images come as HxW, colour as HxWx3; the shard must be sorted by video.
+    """
+    current, rows = None, []
+    for table in iter_row_groups(path):
+        images = decode_pixels(table)
+        for row, image in zip(table.drop_columns(["pixels"]).to_pylist(), images):
+            if row["video_id"] != current and rows:
+                yield current, rows
+                rows = []
+            current = row["video_id"]
+            row["image"] = image[:, :, 0] if image.shape[2] == 1 else image
+            rows.append(row)
+    if rows:
+        yield current, rows

@@ -1,0 +1,142 @@
+"""Dynamic images by approximate rank pooling (`fas dynamic`).
+
+A dynamic image summarises a window of T consecutive frames as
+d = sum_t alpha_t I_t with alpha_t = 2(T - t + 1) - (T + 1)(H_T - H_{t-1})
+(Bilen et al.; ../shared/docs/REFERENCE.md section 5; the coefficients sum
+to 0). Windows of `dynamic.window` frames with `dynamic.stride` are cut
+within consecutive runs of the sampled frames, all windows of a run are
+pooled by one matrix product in float32, and each image is min-max scaled
+to uint8 for storage. Every modality is pooled on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fas.cache import (ShardWriter, add_shard_arguments, consecutive_runs, finish_stage,
+                       image_row, iter_video_rows, parse_shard, read_meta)
+from fas.config import load_params
+from fas.io import FailureReport
+
+
+def rank_pool_coefficients(length: int) -> np.ndarray:
+    """alpha_1..alpha_T of approximate rank pooling (REFERENCE.md section 5), float64."""
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, length + 1))])  # H_0..H_T
+    t = np.arange(1, length + 1)
+    return 2.0 * (length - t + 1) - (length + 1) * (harmonic[length] - harmonic[t - 1])
+
+
+def windows(source_frames: list[int], window: int, stride: int) -> list[tuple[range, bool]]:
+    """Windows of positions within consecutive runs, with a `short` mark.
+
+    A run shorter than `window` (but at least 2 frames) gives one window over
+    the whole run, marked short; leftover frames at a run's end are unused.
+    """
+    if window < 2 or stride < 1:
+        raise ValueError("dynamic.window must be >= 2 and dynamic.stride >= 1")
+    found = []
+    for run in consecutive_runs(source_frames):
+        if len(run) >= window:
+            found += [(range(s, s + window), False)
+                      for s in range(run.start, run.stop - window + 1, stride)]
+        elif len(run) >= 2:
+            found.append((run, True))
+    return found
+
+
+def pooling_matrix(spans: list[range], n_frames: int) -> np.ndarray:
+    """[n_windows, n_frames] float32 matrix with each window's coefficients in its columns."""
+    matrix = np.zeros((len(spans), n_frames), np.float32)
+    for row, span in enumerate(spans):
+        matrix[row, span.start:span.stop] = rank_pool_coefficients(len(span))
+    return matrix
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Min-max scale each image (first axis) to 0..255, rounded; a constant image becomes 0."""
+    flat = images.reshape(len(images), -1)
+    scaled = [cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
+              for image in flat]  # one fused pass per image (2x numpy's several passes)
+    return np.stack(scaled).reshape(images.shape)
+
+
+def dynamic_images(frames: np.ndarray, spans: list[range], buffer_floats: int = 1 << 18
+                   ) -> np.ndarray:
+    """Dynamic images (uint8, [n_windows, *frame shape]) of frames [T, ...] uint8.
+
+    One matrix product (windows x frames coefficients times frames x pixels),
+    taken over column blocks whose float32 copy (about 1 MiB) stays in cache:
+    converting all frames to float at once costs more than the product itself.
+    """
+    matrix = pooling_matrix(spans, len(frames))
+    flat = frames.reshape(len(frames), -1)
+    pooled = np.empty((len(spans), flat.shape[1]), np.float32)
+    step = max(1024, buffer_floats // len(frames))
+    block = np.empty((len(frames), step), np.float32)
+    for start in range(0, flat.shape[1], step):
+        stop = min(start + step, flat.shape[1])
+        np.copyto(block[:, :stop - start], flat[:, start:stop])
+        np.matmul(matrix, block[:, :stop - start], out=pooled[:, start:stop])
+    return to_uint8(pooled).reshape((len(spans),) + frames.shape[1:])
+
+
+def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int) -> list[dict]:
+    """Dynamic-image cache rows of one video's static rows (all modalities)."""
+    by_modality: dict[str, list[dict]] = {}
+    for row in rows:
+        by_modality.setdefault(row["modality"], []).append(row)
+    out = []
+    for modality, modality_rows in by_modality.items():
+        modality_rows.sort(key=lambda r: r["index"])
+        frames = [r["source_frames"][0] for r in modality_rows]
+        found = windows(frames, window, stride)
+        if not found:
+            continue
+        stack = np.stack([r["image"] for r in modality_rows])
+        images = dynamic_images(stack, [span for span, _ in found])
+        for number, ((span, short), image) in enumerate(zip(found, images)):
+            members = [modality_rows[p] for p in span]
+            flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())
+            out.append(image_row(video_id, modality, "dynamic", number, image,
+                                 source_frames=[r["source_frames"][0] for r in members],
+                                 timestamps=[r["timestamps"][0] for r in members],
+                                 flags=flags, labels=members[0]))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_shard_arguments(parser, "data/cache/<dataset>/dynamic-<i>-of-<n>.parquet")
+    parser.add_argument("--static", type=Path, default=None,
+                        help="aligned static shard (data/cache/<dataset>/static-<i>-of-<n>.parquet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    params = load_params(args.params)
+    settings = params["dynamic"]
+    shard = parse_shard(args.shard)
+    name = f"{shard[0]}-of-{shard[1]}"
+    static = args.static or Path("data/cache") / args.dataset / f"static-{name}.parquet"
+    out = args.out or Path("data/cache") / args.dataset / f"dynamic-{name}.parquet"
+    window, stride = int(settings["window"]), int(settings["stride"])
+    report = FailureReport("dynamic")
+    usable = total = 0
+    n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))
+    with ShardWriter(out, int(settings.get("row_group_rows", 256))) as writer:
+        for video_id, rows in tqdm(iter_video_rows(static), total=n_videos, file=sys.stderr,
+                                   desc=f"dynamic {args.dataset} {args.shard}", unit="video"):
+            total += 1
+            dynamic_rows = video_dynamic_rows(video_id, rows, window, stride)
+            if not dynamic_rows:
+                report.add(video_id, f"no run of at least 2 consecutive sampled frames "
+                           f"(window {window}): no dynamic image", "video skipped")
+                continue
+            writer.write(sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"])))
+            usable += 1
+    return finish_stage(report, out, usable, total, args.strict)

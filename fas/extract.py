@@ -1,0 +1,408 @@
+"""Frame sampling and decoding (`fas extract`).
+
+Videos are decoded through ffmpeg's libraries (PyAV), decoding only what the
+sampling policy needs: the packet index (demuxed, not decoded) gives every
+frame's display position and the keyframes, so each wanted frame is reached by
+seeking to its keyframe when that is ahead of the decoder, else by decoding
+forward; non-reference frames that are not wanted are skipped and only wanted
+frames are converted to RGB. bench/bench_extract.py
+measures this against ffmpeg's `select` filter, per-sample input seeking and
+OpenCV decoding every frame (docs/preprocessing.md). Frame-folder datasets
+(`media == frames`) are read directly with the same policy.
+
+Output: a temporary cache-schema shard of sampled frames (kind `static`,
+`index` = position in the sampled sequence), long side <= extract.max_side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fas.cache import (MediaError, ShardWriter, add_shard_arguments, finish_stage, image_row,
+                       parse_shard, shard_members)
+from fas.config import load_params
+from fas.io import FailureReport
+
+MODALITIES = ("color", "depth", "ir")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Which source frames to take: `frames[k]` at position k; `padded[k]` marks repeats."""
+
+    frames: tuple[int, ...]
+    padded: tuple[bool, ...]
+
+
+def sample_frames(n_frames: int, policy: dict) -> Sample:
+    """Positions (0-based, into the available frames) chosen by a sampling policy.
+
+    Modes: `evenly` (n evenly spaced), `every_k` (k), `first_n` (n), `clips`
+    (n_clips clips of clip_len consecutive frames, evenly placed). A video too
+    short for the policy repeats its last frame, marked padded.
+    """
+    if n_frames < 1:
+        raise ValueError("a video needs at least one frame")
+    mode = policy["mode"]
+    if mode == "evenly":
+        n = int(policy.get("n", 16))
+        if n_frames >= n:
+            return _plain(np.linspace(0, n_frames - 1, n).round().astype(int))
+        return _padded(np.arange(n_frames), n)
+    if mode == "every_k":
+        return _plain(np.arange(0, n_frames, int(policy["k"])))
+    if mode == "first_n":
+        n = int(policy.get("n", 16))
+        return _padded(np.arange(min(n, n_frames)), n)
+    if mode == "clips":
+        n_clips, clip_len = int(policy["n_clips"]), int(policy["clip_len"])
+        if n_frames < clip_len:
+            one = _padded(np.arange(n_frames), clip_len)
+            return Sample(one.frames * n_clips, one.padded * n_clips)
+        starts = np.linspace(0, n_frames - clip_len, n_clips).round().astype(int)
+        return _plain(np.concatenate([np.arange(s, s + clip_len) for s in starts]))
+    raise ValueError(f"unknown sampling mode {mode!r}: evenly | every_k | first_n | clips")
+
+
+def _plain(frames: np.ndarray) -> Sample:
+    return Sample(tuple(int(f) for f in frames), (False,) * len(frames))
+
+
+def _padded(frames: np.ndarray, length: int) -> Sample:
+    extra = length - len(frames)
+    if extra <= 0:
+        return _plain(frames)
+    return Sample(tuple(int(f) for f in frames) + (int(frames[-1]),) * extra,
+                  (False,) * len(frames) + (True,) * extra)
+
+
+def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) with the long side at most max_side, aspect kept."""
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class VideoIndex:
+    """Display-ordered frame list of a video, from its packets (nothing decoded).
+
+    `pts` is None when some packets carry no presentation timestamp (seen in
+    AVI files with B-frames): such videos are decoded sequentially.
+    """
+
+    pts: np.ndarray | None  # presentation timestamps, sorted (display order)
+    keyframe: np.ndarray    # bool per frame
+    time_base: float
+    start: int
+    declared: int           # frame count in the container header (0 if unknown)
+    count: int              # readable frames
+
+
+def index_video(path: str | Path):
+    """Open a video and index its frames; raises MediaError on bad input."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "zero-byte file")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"cannot open: {error}") from None
+    if not container.streams.video:
+        container.close()
+        raise MediaError(path, "no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or stream.codec_context.codec is None:
+        container.close()
+        raise MediaError(path, "unsupported codec")
+    pts, keys, corrupt = [], [], False
+    try:
+        for packet in container.demux(stream):
+            if packet.is_corrupt:  # a cut-off last packet is corrupt
+                corrupt = True
+                continue
+            if packet.size == 0:
+                continue
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    except av.error.FFmpegError as error:
+        container.close()
+        raise MediaError(path, f"unreadable stream: {error}") from None
+    if not pts:
+        container.close()
+        raise MediaError(path, "no frames")
+    timed = None not in pts
+    order = np.argsort(pts, kind="stable") if timed else np.arange(len(pts))
+    if timed and (corrupt or len(pts) < (stream.frames or 0)):
+        order = order[:dense_prefix(np.asarray(pts)[order])]
+    index = VideoIndex(np.asarray(pts, np.int64)[order] if timed else None,
+                       np.asarray(keys, bool)[order], float(stream.time_base or 0),
+                       int(stream.start_time or 0), int(stream.frames or 0), len(order))
+    return container, stream, index
+
+
+def dense_prefix(sorted_pts: np.ndarray) -> int:
+    """Length of the run of frames before the first missing one (a truncated file).
+
+    Packets arrive in decode order, so a cut file can hold a frame whose
+    display predecessors are gone; numbering past that gap would be wrong.
+    """
+    steps = np.diff(sorted_pts)
+    if not len(steps):
+        return len(sorted_pts)
+    gaps = np.flatnonzero(steps > 1.5 * np.median(steps))
+    return int(gaps[0]) + 1 if len(gaps) else len(sorted_pts)
+
+
+def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False
+                 ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
+    """Decode the given frame numbers (display order, from 0) of a video, exactly.
+
+    From the packet index, the decoder seeks to the keyframe before a wanted
+    frame only when that keyframe lies ahead (else it decodes on), and skips
+    non-reference frames that are not wanted (nothing depends on them).
+    Returns images (RGB HxWx3 or grey HxW uint8, downscaled), timestamps in
+    seconds and the video's frame count. Frames beyond the end are ignored.
+    """
+    import av
+
+    container, stream, index = index_video(path)
+    if index.pts is None:
+        container.close()
+        return decode_sequentially(path, frames, max_side, grey)
+    stream.thread_type = "SLICE"  # frame threading adds a pipeline refill at every seek
+    codec = stream.codec_context
+    position_of = {int(p): i for i, p in enumerate(index.pts)}
+    keyframes = np.flatnonzero(index.keyframe)
+    wanted = sorted({f for f in frames if 0 <= f < index.count})
+    targets = set(wanted)
+
+    def keyframe_of(frame: int) -> int:
+        before = keyframes[keyframes <= frame]
+        return int(before[-1]) if len(before) else 0
+
+    images: dict[int, np.ndarray] = {}
+    pending = 0  # index into wanted of the next frame still to get
+    try:
+        while pending < len(wanted):
+            start = keyframe_of(wanted[pending])
+            container.seek(int(index.pts[start]), stream=stream, backward=True)
+            got_any, furthest = False, -1  # furthest display position sent to the decoder
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    continue
+                position = position_of.get(packet.pts) if packet.pts is not None else None
+                furthest = max(furthest, -1 if position is None else position)
+                codec.skip_frame = "NONREF" if position is not None and position not in targets \
+                    else "DEFAULT"
+                for frame in codec.decode(packet if packet.size else None):
+                    number = position_of.get(frame.pts)
+                    if number in targets and number not in images:
+                        images[number] = to_array(frame, max_side, grey)
+                        got_any = True
+                while pending < len(wanted) and wanted[pending] in images:
+                    pending += 1
+                if pending == len(wanted) or keyframe_of(wanted[pending]) > furthest + 1:
+                    break  # done, or the next wanted frame is reached faster by seeking
+            if not got_any:
+                break
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"undecodable: {error}") from None
+    finally:
+        container.close()
+    check_complete(path, wanted, images)
+    times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
+    return images, times, index.count
+
+
+def decode_sequentially(path: str | Path, frames: list[int], max_side: int, grey: bool
+                        ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
+    """decode_video for videos without packet timestamps: every frame in output order."""
+    import av
+
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    wanted = set(frames)
+    images, times, count = {}, {}, 0
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    try:
+        for number, frame in enumerate(container.decode(stream)):
+            count = number + 1
+            if number in wanted:
+                images[number] = to_array(frame, max_side, grey)
+                times[number] = frame.time if frame.time is not None else number / (rate or 1)
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"undecodable: {error}") from None
+    finally:
+        container.close()
+    check_complete(path, sorted(f for f in wanted if 0 <= f < count), images)
+    return images, times, count
+
+
+def to_array(frame, max_side: int, grey: bool) -> np.ndarray:
+    """A decoded frame as RGB (or grey) uint8, long side at most max_side."""
+    height, width = scaled_size(frame.height, frame.width, max_side)
+    return frame.reformat(width=width, height=height, format="gray" if grey else "rgb24",
+                          interpolation="AREA").to_ndarray()
+
+
+def check_complete(path, wanted: list[int], images: dict) -> None:
+    missing = [f for f in wanted if f not in images]
+    if missing:
+        raise MediaError(path, f"undecodable: frames {missing[:5]} could not be decoded "
+                               "(truncated file?)")
+
+
+def count_video_frames(path: str | Path, report: FailureReport | None = None) -> int:
+    """Frame count from the packet index (no decoding); a truncated file is reported."""
+    container, _, index = index_video(path)
+    container.close()
+    if report is not None and index.declared > index.count:
+        report.add(path, f"truncated: {index.count} of {index.declared} frames readable",
+                   "using the readable frames")
+    return index.count
+
+
+def folder_frames(folder: str | Path) -> dict[int, Path]:
+    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MediaError(folder, "frame folder not found")
+    found = {}
+    for path in folder.iterdir():
+        if path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem):
+            found[int(path.stem)] = path
+    if not found:
+        raise MediaError(folder, "no numbered image frames")
+    return dict(sorted(found.items()))
+
+
+def read_image(path: Path, max_side: int, grey: bool) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(path, "undecodable image")
+    if not grey:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    height, width = scaled_size(*image.shape[:2], max_side)
+    if (height, width) != image.shape[:2]:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
+                 max_frames: int | None, report: FailureReport) -> list[dict]:
+    """Cache rows of the sampled frames of one manifest row (every modality).
+
+    Recoverable problems (gaps, unequal modality lengths, padding) are added to
+    `report`; a MediaError means the video is unusable.
+    """
+    paths = {m: root / item[f"path_{m}"] for m in MODALITIES
+             if isinstance(item.get(f"path_{m}"), str) and item[f"path_{m}"]}
+    if not paths:
+        raise MediaError(item["video_id"], "manifest row has no media path")
+    labels = {k: item[k] for k in ("is_live", "pai", "subject")}
+    if item["media"] == "frames":
+        listings = {m: folder_frames(p) for m, p in paths.items()}
+        numbers = sorted(set.intersection(*(set(listing) for listing in listings.values())))
+        for modality, listing in listings.items():
+            if len(listing) != len(numbers):
+                report.add(paths[modality], f"{len(listing)} frames, other modalities "
+                           f"{len(numbers)} in common: using the common ones", "truncated")
+            expected = set(range(min(listing), max(listing) + 1))
+            gaps = sorted(expected - set(listing))
+            if gaps:
+                report.add(paths[modality], f"missing frame(s) {gaps[:10]} in sequence",
+                           "gap kept, frames renumbered by file name")
+        if not numbers:
+            raise MediaError(next(iter(paths.values())), "modalities share no frame number")
+    else:
+        counts = {m: count_video_frames(p, report) for m, p in paths.items()}
+        n = min(counts.values())
+        if len(set(counts.values())) > 1:
+            report.add(paths["color"] if "color" in paths else next(iter(paths.values())),
+                       f"modalities have different frame counts {counts}", f"using first {n}")
+        numbers = list(range(n))
+    if max_frames is not None:
+        numbers = numbers[:max_frames]
+    sample = sample_frames(len(numbers), policy)
+    if any(sample.padded):
+        report.add(next(iter(paths.values())), f"{len(numbers)} frames, fewer than the "
+                   f"policy asks ({len(sample.frames)}): last frame repeated", "padded")
+    chosen = [numbers[p] for p in sample.frames]
+    rows = []
+    for modality, path in paths.items():
+        grey = modality != "color"
+        if item["media"] == "frames":
+            cache = {}
+            for number in dict.fromkeys(chosen):
+                cache[number] = read_image(listings[modality][number], max_side, grey)
+            times = {number: number / frames_fps for number in cache}
+        else:
+            cache, times, _ = decode_video(path, chosen, max_side, grey)
+        for position, (number, padded) in enumerate(zip(chosen, sample.padded)):
+            rows.append(image_row(item["video_id"], modality, "static", position, cache[number],
+                                  source_frames=[number], timestamps=[times[number]],
+                                  flags=["padded"] if padded else [], labels=labels))
+    return sorted(rows, key=lambda r: (r["modality"], r["index"]))
+
+
+def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
+    """Smallest non-null max_frames per video over its protocol rows (SiW p1)."""
+    if protocols is None or "max_frames" not in protocols:
+        return {}
+    limited = protocols.dropna(subset=["max_frames"])
+    return {str(k): int(v) for k, v in limited.groupby("video_id")["max_frames"].min().items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_shard_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="index folder with manifest.parquet (data/index/<dataset>)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="dataset root (params datasets.<dataset>.root)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    params = load_params(args.params)
+    shard = parse_shard(args.shard)
+    index_dir = args.index or Path("data/index") / args.dataset
+    root = args.root or Path(params["datasets"][args.dataset]["root"])
+    out = args.out or Path("data/frames") / args.dataset / f"shard-{shard[0]}-of-{shard[1]}.parquet"
+    settings = params["extract"]
+    manifest = pd.read_parquet(index_dir / "manifest.parquet")
+    protocols_path = index_dir / "protocols.parquet"
+    limits = {}
+    if settings.get("max_frames", "protocol") == "protocol" and protocols_path.exists():
+        limits = video_max_frames(pd.read_parquet(protocols_path))
+    items = {r["video_id"]: r for r in manifest.to_dict("records")}
+    members = shard_members(items, shard)
+    report = FailureReport("extract")
+    usable = 0
+    with ShardWriter(out, int(settings.get("row_group_rows", 16))) as writer:
+        for video_id in tqdm(members, desc=f"extract {args.dataset} {args.shard}",
+                             file=sys.stderr, unit="video"):
+            try:
+                rows = extract_item(items[video_id], root, settings["sampling"],
+                                    int(settings["max_side"]), float(settings.get("frames_fps", 30)),
+                                    limits.get(video_id), report)
+            except MediaError as error:
+                report.add(error.path, error.reason, "video skipped")
+                continue
+            writer.write(rows)
+            usable += 1
+    return finish_stage(report, out, usable, len(members), args.strict)

@@ -1,0 +1,89 @@
+"""Approximate rank pooling against REFERENCE.md section 5 and a per-frame reference loop."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from fas.cache import decode_pixels, image_row, write_shard
+from fas.cli import main as fas_main
+from fas.dynamic import dynamic_images, rank_pool_coefficients, to_uint8, windows
+from preprocess_media import write_params
+
+
+def test_coefficients_match_the_reference_values():
+    alpha = rank_pool_coefficients(7)
+    assert np.allclose(alpha, [-6.743, -0.743, 1.257, 1.924, 1.924, 1.524, 0.857], atol=5e-4)
+    for length in (2, 7, 8, 16):
+        alpha = rank_pool_coefficients(length)
+        assert abs(alpha.sum()) < 1e-9
+        direct = [sum((2 * i - length - 1) / i for i in range(t, length + 1))
+                  for t in range(1, length + 1)]
+        assert np.allclose(alpha, direct)
+
+
+def test_windows_stay_within_consecutive_runs():
+    frames = list(range(10)) + list(range(50, 53)) + [90]
+    found = windows(frames, 4, 3)
+    assert found == [(range(0, 4), False), (range(3, 7), False), (range(6, 10), False),
+                     (range(10, 13), True)]
+    with pytest.raises(ValueError):
+        windows(frames, 1, 1)
+
+
+def test_vectorised_pooling_equals_a_per_frame_loop():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (20, 9, 11, 3), dtype=np.uint8)
+    spans = [range(0, 8), range(4, 12), range(12, 20), range(17, 20)]
+    fast = dynamic_images(frames, spans, buffer_floats=1000)  # several column blocks
+    for image, span in zip(fast, spans):
+        alpha = rank_pool_coefficients(len(span))
+        slow = sum(a * frames[t].astype(np.float64) for a, t in zip(alpha, span))
+        expected = np.rint((slow - slow.min()) / (slow.max() - slow.min()) * 255)
+        assert np.abs(image.astype(int) - expected).max() <= 1
+
+
+def test_a_brightening_sequence_pools_to_its_pattern():
+    pattern = np.arange(12).reshape(3, 4) * 8
+    frames = np.stack([pattern * t // 4 + 3 * t for t in range(8)]).astype(np.uint8)  # exact
+    image = dynamic_images(frames, [range(8)])[0]
+    assert image[0, 0] == 0 and image[-1, -1] == 255
+    assert (np.diff(image.ravel().astype(int)) > 0).all()  # increasing like the pattern
+
+
+def test_min_max_scaling():
+    images = np.array([[[1.0, 3.0], [2.0, 5.0]], [[7.0, 7.0], [7.0, 7.0]]], np.float32)
+    assert to_uint8(images).tolist() == [[[0, 128], [64, 255]], [[0, 0], [0, 0]]]
+
+
+def test_dynamic_stage_end_to_end(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    labels = {"is_live": False, "pai": "print", "subject": "s"}
+    for video, frames in [("v", list(range(8)) + list(range(40, 48))), ("single", [3])]:
+        for modality, channels in [("color", 3), ("ir", 1)]:
+            for position, frame in enumerate(frames):
+                image = rng.integers(0, 256, (6, 5, channels), dtype=np.uint8)
+                rows.append(image_row(video, modality, "static", position, image,
+                                      source_frames=[frame], timestamps=[frame / 10],
+                                      flags=["padded"] if frame == 46 else [], labels=labels))
+    static = tmp_path / "static-0-of-1.parquet"
+    write_shard(static, rows, 5)
+    params = write_params(tmp_path / "params.yaml", dynamic={"window": 8, "stride": 8})
+    out = tmp_path / "dynamic-0-of-1.parquet"
+    args = ["dynamic", "test", "--static", str(static), "--out", str(out), "--params", str(params)]
+    assert fas_main(args) == 0
+    table = pq.read_table(out)
+    got = table.drop_columns(["pixels"]).to_pylist()
+    assert [(r["modality"], r["index"]) for r in got] == [("color", 0), ("color", 1), ("ir", 0), ("ir", 1)]
+    assert got[1]["source_frames"] == list(range(40, 48)) and got[1]["flags"] == ["padded"]
+    assert got[0]["timestamps"] == pytest.approx([t / 10 for t in range(8)])
+    assert [img.shape for img in decode_pixels(table)] == [(6, 5, 3)] * 2 + [(6, 5, 1)] * 2
+    assert all(r["kind"] == "dynamic" and r["pai"] == "print" for r in got)
+    failures = json.loads(Path(f"{out}.failures.json").read_text())["entries"]
+    assert [e["path"] for e in failures] == ["single"]
+    first = out.read_bytes()
+    fas_main(args)
+    assert out.read_bytes() == first

@@ -1,0 +1,145 @@
+"""The cache datasets: sample contents, determinism, worker split, clips."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from fas.cache import image_row, shard_path, write_shard
+from fas.dynamic import video_dynamic_rows
+from fas.loader import ClipSamples, SDNetSamples
+
+
+def _image(video, modality, frame, channels):
+    """A deterministic image whose first pixel encodes (video number, frame)."""
+    rng = np.random.default_rng([video, frame, channels])
+    image = rng.integers(0, 256, (4, 5, channels), dtype=np.uint8)
+    image[0, 0, 0], image[0, 1, 0] = video, frame
+    return image
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """Two shards; 5 videos of two clips of 8 frames, colour and grey depth."""
+    root = tmp_path_factory.mktemp("cache")
+    frames = list(range(8)) + list(range(20, 28))
+    static = {0: [], 1: []}
+    for video in range(5):
+        rows = []
+        for modality, channels in [("color", 3), ("depth", 1)]:
+            for position, frame in enumerate(frames):
+                rows.append(image_row(f"v{video}", modality, "static", position,
+                                      _image(video, modality, frame, channels),
+                                      source_frames=[frame], timestamps=[frame / 25],
+                                      labels={"is_live": video % 2 == 0, "pai": "live" if video % 2 == 0 else "print",
+                                              "subject": "s"}))
+        static[video % 2] += rows
+    for shard, rows in static.items():
+        write_shard(shard_path(root, "static", (shard, 2)), rows, 6)
+        for row in rows:
+            row["image"] = np.frombuffer(row["pixels"], np.uint8).reshape(
+                row["height"], row["width"], row["channels"]).squeeze()
+        dynamic = []
+        for video in sorted({r["video_id"] for r in rows}):
+            dynamic += video_dynamic_rows(video, [r for r in rows if r["video_id"] == video], 4, 4)
+        write_shard(shard_path(root, "dynamic", (shard, 2)), dynamic, 3)
+    return root
+
+
+def _keys(dataset):
+    return [(s["video_id"], s["index"]) for s in dataset]
+
+
+def test_sdnet_samples_hold_the_window_centre_and_its_dynamic_image(cache):
+    samples = SDNetSamples(cache, None, ["color", "depth"], shuffle=False, seed=0)
+    got = list(samples)
+    assert len(got) == len(samples) == 5 * 4
+    assert _keys(got) == [(f"v{v}", i) for v in (0, 2, 4, 1, 3) for i in range(4)]  # shard order
+    first = got[1]  # v0, window 1: frames 4..7, centre 6
+    assert first["static"]["color"].shape == (3, 4, 5) and first["static"]["color"].dtype == torch.uint8
+    assert first["static"]["color"][0, 0, 1] == 6
+    assert torch.equal(first["static"]["color"], torch.from_numpy(_image(0, "color", 6, 3)).permute(2, 0, 1))
+    depth = first["static"]["depth"]
+    assert torch.equal(depth[0], depth[2]) and depth[0, 0, 1] == 6
+    assert first["dynamic"]["depth"].shape == (3, 4, 5)
+    assert first["is_live"] is True and first["pai"] == "live"
+
+
+def test_shuffle_is_deterministic_per_seed_and_epoch(cache):
+    def order(seed, epoch):
+        samples = SDNetSamples(cache, None, ["color"], shuffle=True, seed=seed, buffer_size=4)
+        samples.set_epoch(epoch)
+        return _keys(samples)
+
+    base = order(0, 0)
+    assert base == order(0, 0)
+    assert base != order(0, 1) and base != order(1, 0)
+    assert sorted(base) == sorted(order(0, 1)) and len(set(base)) == 20
+
+
+def test_workers_split_row_groups_without_duplicates(cache):
+    samples = SDNetSamples(cache, ["v1", "v2", "v3", "v9"], ["color", "depth"], shuffle=True, seed=3,
+                           buffer_size=3)
+    assert samples.missing_video_ids == ["v9"]
+    loader = DataLoader(samples, batch_size=4, num_workers=2)
+    seen = []
+    for batch in loader:
+        assert batch["static"]["depth"].shape[1:] == (3, 4, 5)
+        assert batch["is_live"].dtype == torch.bool
+        seen += list(zip(batch["video_id"], batch["index"].tolist()))
+    assert sorted(seen) == [(f"v{v}", i) for v in (1, 2, 3) for i in range(4)]
+
+
+def test_clips_are_consecutive_frames_of_the_colour_stream(cache):
+    clips = ClipSamples(cache, ["v4"], 8, shuffle=False, seed=0)
+    got = list(clips)
+    assert [c["index"] for c in got] == [0, 1]
+    assert got[1]["frames"].shape == (8, 3, 4, 5)
+    assert got[1]["frames"][:, 0, 0, 1].tolist() == list(range(20, 28))
+    assert got[0]["fps"] == pytest.approx(25.0)
+    assert len(ClipSamples(cache, ["v4"], 3, shuffle=False, seed=0)) == 4  # 2 per run of 8
+    with pytest.raises(FileNotFoundError, match="no static"):
+        ClipSamples(cache / "missing", None, 8, shuffle=False, seed=0)
+
+
+def test_extract_align_dynamic_then_load(tmp_path):
+    """The three stages chained through their commands, read back by both datasets."""
+    from fas.cli import main as fas_main
+    from preprocess_media import manifest_row, write_index, write_params, write_video
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("a", "b"):
+        write_video(root / f"{name}.mp4", 40)
+    index = write_index(tmp_path / "index", [manifest_row("a", color="a.mp4"),
+                                             manifest_row("b", color="b.mp4", is_live=False, pai="replay")])
+    params = write_params(tmp_path / "params.yaml",
+                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 8}},
+                          align={"crop_size": 16, "backend": {"test": "precropped"}},
+                          dynamic={"window": 4, "stride": 4})
+    cache = tmp_path / "cache"
+    for i in range(2):
+        shard = ["--shard", f"{i}/2", "--params", str(params)]
+        frames = tmp_path / f"frames-{i}.parquet"
+        assert fas_main(["extract", "test", "--index", str(index), "--root", str(root),
+                         "--out", str(frames), *shard]) == 0
+        assert fas_main(["align", "test", "--frames", str(frames), "--index", str(index),
+                         "--root", str(root), "--out", str(cache / f"static-{i}-of-2.parquet"), *shard]) == 0
+        assert fas_main(["dynamic", "test", "--static", str(cache / f"static-{i}-of-2.parquet"),
+                         "--out", str(cache / f"dynamic-{i}-of-2.parquet"), *shard]) == 0
+    samples = list(SDNetSamples(cache, None, ["color"], shuffle=True, seed=0))
+    assert sorted((s["video_id"], s["index"]) for s in samples) == [
+        (v, i) for v in ("a", "b") for i in range(4)]
+    assert {s["video_id"]: s["pai"] for s in samples} == {"a": "live", "b": "replay"}
+    clips = list(ClipSamples(cache, None, 8, shuffle=False, seed=0))
+    assert len(clips) == 4 and clips[0]["frames"].shape == (8, 3, 16, 16)
+    assert clips[0]["fps"] == pytest.approx(25.0)
+
+
+def test_sdnet_samples_need_both_kinds_of_shard(cache, tmp_path):
+    import shutil
+
+    for path in cache.glob("dynamic-*.parquet"):
+        shutil.copy(path, tmp_path / path.name)
+    with pytest.raises(FileNotFoundError, match="no static-"):
+        SDNetSamples(tmp_path, None, ["color"], shuffle=False, seed=0)
