@@ -15,7 +15,8 @@ from fas.config import load_params, method_config
 from fas.models import build_model
 from fas.models.sdnet import SDNet
 from fas.train import Inputs, Schedule, Split, Trainer, model_feeds, resolve_device, video_metrics
-from test_train_cache import cache_loader, write_tiny_cache  # noqa: F401 (fixture)
+from fas import loader
+from test_train_cache import write_tiny_cache
 
 SDNET_ID = "toy.p1.f1.sdnet.full.s0"
 
@@ -64,7 +65,7 @@ def write_protocols(index_root, dataset, rows):
 
 
 @pytest.fixture
-def toy(tmp_path, cache_loader):  # noqa: F811
+def toy(tmp_path):
     """A three-modality toy dataset with protocols p1 (train/dev/test), p3 (cross-modality), nodev."""
     split_videos = {"train": videos("tr", 8), "dev": videos("dv", 4), "test": videos("te", 4)}
     write_tiny_cache(tmp_path / "cache", "toy", [v for vs in split_videos.values() for v in vs])
@@ -170,7 +171,7 @@ def test_protocol_without_dev_split_selects_the_last_epoch(toy):
     assert set(pd.read_parquet(folder / "scores.parquet")["split"]) == {"train", "test"}
 
 
-def test_motion_cross_dataset_run_reads_each_source_cache(tmp_path, cache_loader):  # noqa: F811
+def test_motion_cross_dataset_run_reads_each_source_cache(tmp_path):
     write_tiny_cache(tmp_path / "cache", "toy_a", videos("a", 6))
     write_tiny_cache(tmp_path / "cache", "toy_b", videos("b", 6), seed=1)
     rows = ([("toy_a", "a_to_b", 1, "train", v, None, None) for v, _ in videos("a", 6)]
@@ -189,7 +190,7 @@ def test_missing_protocol_table_is_a_clear_error(tmp_path):
         train(tmp_path, SDNET_ID, params)
 
 
-def test_one_batch_is_overfit(tmp_path, cache_loader):  # noqa: F811
+def test_one_batch_is_overfit(tmp_path):
     folder = write_tiny_cache(tmp_path, "toy", videos("v", 4))
     params = load_params(tiny_params(tmp_path))
     config = method_config(params, "sdnet", "full")
@@ -200,7 +201,7 @@ def test_one_batch_is_overfit(tmp_path, cache_loader):  # noqa: F811
     inputs = Inputs("sdnet", config, augment, params["evm"], torch.device("cpu"), False)
     trainer = Trainer("sdnet", model, Schedule.from_config(config), inputs,
                       {m: m for m in config["modalities"]}, 0, torch.device("cpu"))
-    batch = next(iter(trainer.loader(cache_loader.SDNetSamples(
+    batch = next(iter(trainer.loader(loader.SDNetSamples(
         folder, [v for v, _ in videos("v", 4)], config["modalities"], shuffle=True, seed=0), 0)))
     labels = torch.as_tensor(batch["is_live"])
     losses = []
@@ -283,3 +284,16 @@ def test_checkpoint_interval_limits_saves_to_the_last_epoch(toy, monkeypatch):
 def test_a_single_sample_remainder_batch_is_skipped(toy):
     params = tiny_params(toy, epochs=1, batch_size=5)  # 16 train samples: 5 + 5 + 5 + 1
     assert train(toy, "toy.nodev.f1.sdnet.static_only.s0", params) == 0
+
+
+def test_videos_missing_from_the_cache_are_left_out_and_noted(toy):
+    protocols = pd.read_parquet(toy / "index/toy/protocols.parquet")
+    ghost = protocols[(protocols["protocol"] == "nodev") & (protocols["split"] == "train")].head(1)
+    ghost = ghost.assign(video_id="ghost_v")
+    pd.concat([protocols, ghost]).to_parquet(toy / "index/toy/protocols.parquet", index=False)
+    params = tiny_params(toy, epochs=1)
+    assert train(toy, "toy.nodev.f1.sdnet.static_only.s0", params) == 0
+    folder = toy / "out/toy/nodev/f1/sdnet/static_only/s0"
+    notes = json.loads((folder / "receipt.json").read_text())["notes"]
+    assert len(notes) == 1 and "train: 1 of 9 video(s) not in the cache" in notes[0] and "ghost_v" in notes[0]
+    assert "ghost_v" not in set(pd.read_parquet(folder / "scores.parquet")["video_id"])
