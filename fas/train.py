@@ -384,7 +384,8 @@ class Trainer:
             count += len(labels)
             tick = time.perf_counter()
         if count == 0:
-            raise ValueError("the train split yielded no samples from the cache")
+            raise ValueError("the train split yielded no samples from the cache (motion: a clip "
+                             "needs clip_len consecutive sampled frames, see extract.sampling)")
         elapsed = time.perf_counter() - started
         return {"train/loss": total / count, "train/samples": count,
                 "train/samples_per_s": count / elapsed, "train/data_wait_share": waited / elapsed,
