@@ -157,13 +157,14 @@ def open_samples(method: str, config: dict, cache_root: Path, split: Split,
 class Inputs:
     """Turns a collated loader batch into model inputs on the device.
 
-    `feed` maps each model modality to the data modality given to it (CeFA
+    A `feed` maps each model modality to the data modality given to it (CeFA
     protocol 3 tests the trained branch on another modality).
     """
 
     def __init__(self, method: str, config: dict, augment: dict, evm: dict,
                  device: torch.device, channels_last: bool):
         self.method = method
+        self.augments = bool(config["augment"])  # methods.<method>.augment: params `augment:` on/off
         self.size = int(config["input_size"])
         self.magnify = method == "motion" and bool(config.get("magnification"))
         self.evm = evm
@@ -200,7 +201,7 @@ class Inputs:
         keys = [(kind, m) for kind in ("static", "dynamic") for m in feed]
         stacked = torch.stack([self._resize(self._float(batch[kind][feed[m]])) for kind, m in keys],
                               dim=1)  # [B, N, 3, S, S]
-        if train:
+        if train and self.augments:
             color_index = keys.index(("static", "color")) if ("static", "color") in keys else None
             stacked = torch.stack([self._augment(images, color_index) for images in stacked])
         out = {"static": {}, "dynamic": {}}
@@ -225,7 +226,7 @@ class Inputs:
                 frames[chosen] = magnify(frames[chosen], float(rate), **self.evm)
         if not downsizing:
             frames = self._resize(frames)
-        if train:
+        if train and self.augments:
             frames = torch.stack([self._augment(clip, color_index=None, jitter_all=True)
                                   for clip in frames])
         return self._normalize(frames)
