@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import time
 
 import torch
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--only", choices=["sdnet", "motion"])
     parser.add_argument("--preset", choices=["paper", "demo"])
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None else argv)  # `python -m bench` calls main()
     torch.set_num_threads(args.threads)
     params = load_params()
     started = time.perf_counter()
@@ -121,4 +122,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
