@@ -622,9 +622,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-root", type=Path, default=Path("data/cache"))
     parser.add_argument("--out", type=Path, default=Path("results/train"))
     parser.add_argument("--scratch", type=Path, default=Path(".scratch"))
-    parser.add_argument("--checkpoint-interval", type=float, default=30.0, metavar="SECONDS",
-                        help="save the resume checkpoint after an epoch once this long has passed "
-                             "since the last save, and after the last epoch (0: every epoch)")
+    parser.add_argument("--checkpoint-interval", type=float, default=0.0, metavar="SECONDS",
+                        help="save the resume checkpoint after every epoch (0, the default), or "
+                             "only once this long has passed since the last save, and after "
+                             "the last epoch")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 suits the demo preset: tiny models, "
                              "parallel jobs); 0 = torch's default")
