@@ -401,7 +401,7 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
     w, h = cap.size
     cue = 1.0 - 0.8 * difficulty
     pai = p.attack.pai
-    sprite_px = max(32, int(face_px))
+    sprite_px = p.identity.texture.shape[0]
     room = background(cap.size, p.scene, cap.precropped)
     light = _light_map(cap.size, p.scene)
     centre = (0.5, 0.47 if not cap.precropped else 0.5)
