@@ -25,8 +25,8 @@ POPULATION = {"CA": 0.6, "EA": 0.25, "AF": 0.15}
 # Reduced scales give each user a few (phone, session) pairs, all five files each:
 # Train/Dev users cycle through sessions 1-2 over all phones, Test users through
 # session 3, so every protocol and fold keeps members of both classes.
-REDUCED_USERS = {"tiny": (2, 2, 2), "demo": (3, 2, 3)}
-REDUCED_PAIRS = {"tiny": 3, "demo": 2}
+REDUCED_USERS = {"tiny": (1, 1, 1), "demo": (3, 2, 3)}
+REDUCED_PAIRS = {"tiny": {"Train": 2, "Dev": 2, "Test": 6}, "demo": {"Train": 2, "Dev": 2, "Test": 2}}
 
 
 def _pairs(split: str, position: int, scale: str) -> list[tuple[int, int]]:
@@ -34,7 +34,7 @@ def _pairs(split: str, position: int, scale: str) -> list[tuple[int, int]]:
         return [(p, s) for p in PHONES for s in SESSIONS]
     sessions = (3,) if split == "Test" else (1, 2)
     cycle = [(p, sessions[(p + k) % len(sessions)]) for k in range(len(sessions)) for p in PHONES]
-    n = REDUCED_PAIRS[scale]
+    n = REDUCED_PAIRS[scale][split]
     return [cycle[(position * n + j) % len(cycle)] for j in range(n)]
 
 

@@ -28,7 +28,7 @@ def items(scale: str) -> list[Item]:
     out = []
     sessions = per_scale(scale, (1,), (1,), (1, 2))
     for split, subjects in SUBJECTS.items():
-        for subject in take(subjects, scale, 2, 3):
+        for subject in take(subjects, scale, 1, 3):
             sid = f"{subject:03d}"
             eth = ethnicity_of(sid, POPULATION, "siw")
             for session in sessions:
