@@ -80,20 +80,25 @@ def _detector():
     return dlib.get_frontal_face_detector()
 
 
-@pytest.mark.parametrize("dataset", ["oulu", "siw", "replay", "msu", "casia_fasd"])
-def test_dlib_finds_faces_in_generated_video(tmp_path, dataset):
-    """The project's detector (dlib HOG, no upsampling) finds a face in >= 95% of sampled frames."""
+def test_dlib_finds_faces_in_generated_video(tmp_path):
+    """The project's detector (dlib HOG, no upsampling) finds a face in >= 95% of the
+    sampled frames of the video datasets (>= 90% in each), live and attacks alike."""
     if importlib.util.find_spec("dlib") is None:
         pytest.skip("dlib not installed")
     detector = _detector()
-    root = tmp_path / dataset
-    generate(dataset, root, "tiny", 7, 0.5, workers=2)
-    hits = total = 0
-    for video in sorted(p for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")):
-        with av.open(str(video)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i % 3 == 0:
-                    grey = np.ascontiguousarray(frame.to_ndarray(format="gray"))
-                    hits += len(detector(grey, 0)) > 0
-                    total += 1
-    assert total > 30 and hits / total >= 0.95, f"{dataset}: {hits}/{total}"
+    rates = {}
+    for dataset in ("oulu", "siw", "replay", "msu", "casia_fasd"):
+        root = tmp_path / dataset
+        generate(dataset, root, "tiny", 7, 0.5, workers=2)
+        hits = total = 0
+        for video in sorted(p for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")):
+            with av.open(str(video)) as container:
+                for i, frame in enumerate(container.decode(video=0)):
+                    if i % 3 == 0:
+                        grey = np.ascontiguousarray(frame.to_ndarray(format="gray"))
+                        hits += len(detector(grey, 0)) > 0
+                        total += 1
+        rates[dataset] = (hits, total)
+    hits, total = (sum(v[k] for v in rates.values()) for k in (0, 1))
+    assert total > 300 and hits / total >= 0.95, rates
+    assert all(h / t >= 0.9 for h, t in rates.values()), rates

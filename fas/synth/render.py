@@ -297,11 +297,11 @@ def screen_emission(content: np.ndarray, attack: Attack, cue: float, i: int, fps
     """A display showing `content`: colour cast, gamma, pixel grid, moire and flicker."""
     h, w, _ = content.shape
     cast = rng_state["cast"]
-    img = content ** (1 + 0.25 * cue) * (1 - 0.3 * cue + 0.3 * cue * cast)
+    img = content ** (1 + 0.1 * cue) * (1 - 0.3 * cue + 0.3 * cue * cast)
     img = 0.04 * cue + (1 - 0.08 * cue) * img
     grid, moire = rng_state["grid"], rng_state["moire"]
     phase = 2 * np.pi * rng_state["drift"] * i / fps
-    img = img * (1 + 0.1 * cue * grid[..., None]) * (1 + 0.05 * cue * np.cos(moire + phase)[..., None])
+    img = img * (1 + 0.1 * cue * grid[..., None]) * (1 + 0.03 * cue * np.cos(moire + phase)[..., None])
     # Refresh flicker beating with the camera's frame rate, with a rolling band.
     flicker = 1 + 0.08 * cue * math.sin(2 * np.pi * rng_state["beat"] * i / fps)
     band = 1 - 0.1 * cue * np.exp(-((np.arange(h, dtype=np.float32) - (i * 7.0) % h) / (0.08 * h)) ** 2)

@@ -43,8 +43,8 @@ def items(scale: str) -> list[Item]:
     out = []
     for split, clients in CLIENTS.items():
         for client in take(clients, scale, 1, 2):
-            # Tiny scale keeps one lighting per client (alternating) to stay small.
-            for light in LIGHTS if scale != "tiny" else LIGHTS[client % 2: client % 2 + 1]:
+            # Reduced scales keep one lighting per client (alternating) to stay small.
+            for light in LIGHTS if scale == "full" else LIGHTS[client % 2: client % 2 + 1]:
                 out.append(_item(ENROLL.format(split=split, client=client, light=light), client, Attack(), light))
                 for take_no in (1, 2):
                     name = f"client{client:03d}_session01_webcam_authenticate_{light}_{take_no}.mov"

@@ -63,12 +63,12 @@ def per_scale(scale: str, tiny, demo, full):
 
 
 def frames_for(layout: Layout, scale: str, layout_only: bool) -> int:
-    """Frames per video: a placeholder frame, a few frames, or ~1.2 s at the dataset's fps."""
+    """Frames per video: a placeholder frame, a few frames, or 1 s at the dataset's fps."""
     if layout_only:
         return 1
     if layout.media == "frames":
         return per_scale(scale, 6, 24, 24)
-    return per_scale(scale, 8, int(round(1.2 * layout.fps)), int(round(1.2 * layout.fps)))
+    return per_scale(scale, 8, int(round(layout.fps)), int(round(layout.fps)))
 
 
 def frame_size(layout: Layout, scale: str, layout_only: bool) -> tuple[int, int]:
