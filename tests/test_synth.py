@@ -142,6 +142,7 @@ def test_videos_decode(tiny, path, frames, size):
     assert len(decoded) == frames and decoded[0].shape == (size[1], size[0], 3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     for dataset in ("msu", "surf"):
         a = generate(dataset, tmp_path / "a" / dataset, "tiny", 1, 0.5, workers=2)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from fas.synth.render import Attack
-from fas.synth.spec import Item, Layout, per_scale
+from fas.synth.spec import Item, Layout, ethnicity_of
 
 PHONES = (1, 2, 3, 4, 5, 6)
 SESSIONS = (1, 2, 3)
@@ -57,8 +57,6 @@ def items(scale: str) -> list[Item]:
 
 
 def _ethnicity(user: int) -> str:
-    from fas.synth.spec import ethnicity_of
-
     return ethnicity_of(str(user), POPULATION, "oulu")
 
 

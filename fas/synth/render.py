@@ -333,8 +333,7 @@ def bend_maps(size: tuple[int, int], bend: float) -> tuple[np.ndarray, np.ndarra
     return map_x, map_y, relief
 
 
-def medium_homography(rng_wave: dict, i: int, size: tuple[int, int], handheld: bool,
-                      cue: float) -> np.ndarray:
+def medium_homography(rng_wave: dict, i: int, size: tuple[int, int], handheld: bool) -> np.ndarray:
     """Rigid motion of a planar medium: in-plane rotation, tilt and translation."""
     w, h = size
     amp = (1.0 if handheld else 0.15)
@@ -423,6 +422,9 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
         photo_box = photo.box
         photo_alpha = photo.face_alpha
         maps = bend_maps(cap.size, p.attack.bend) if p.attack.bend > 0 else None
+        bent_relief = maps[2] if maps is not None else np.zeros((h, w), np.float32)
+        # Paper reflects active IR almost evenly; ink darkens it only faintly.
+        sheet_ir = (0.62 * (1 - 0.2 * cue * (1 - sheet.mean(2)))).astype(np.float32)
         cut_mask = _cut_mask(photo_box, cap.size, p.attack.cut) if p.attack.cut else None
         if cut_mask is not None:
             wearer = Head(p.attacker or p.identity, sprite_px, "skin")
@@ -441,37 +443,38 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
             depth, ir, box = layer.depth, layer.ir, layer.box
             head_alpha = layer.face_alpha
         else:
-            hom = medium_homography(waves, i, cap.size, p.attack.handheld, cue)
+            hom = medium_homography(waves, i, cap.size, p.attack.handheld)
             if pai in SHEETS:
-                face = sheet
-                if cut_mask is not None:  # the attacker's own blinking eyes behind the holes
+                face, ir_sheet = sheet, sheet_ir
+                relief = bent_relief
+                if cut_mask is not None:  # the attacker's own face behind the holes: skin, curved
                     behind = render_head(wearer, aligned, i, cap.size, face_px, centre, source_room)
-                    face = sheet * (1 - cut_mask[..., None]) + behind.rgb * cut_mask[..., None]
-                surface = np.dstack([face, photo_alpha, np.ones((h, w), np.float32)])
-                relief = np.zeros((h, w), np.float32)
+                    hole = cut_mask[..., None]
+                    face = sheet * (1 - hole) + behind.rgb * hole
+                    ir_sheet = sheet_ir * (1 - cut_mask) + behind.ir * cut_mask
+                    relief = relief + cut_mask * (0.25 * behind.depth - 0.3)  # farther than the sheet
+                surface = np.dstack([face, photo_alpha, np.ones((h, w), np.float32), ir_sheet, relief])
                 if maps is not None:
                     surface = cv2.remap(surface, maps[0], maps[1], cv2.INTER_LINEAR)
-                    relief = maps[2]
             else:
                 shown = 0 if p.attack.still else i
                 content = render_head(src_head, source_motion, shown, cap.size, face_px, centre, source_room)
                 emission = screen_emission(content.rgb * src_light, p.attack, cue, i, cap.fps, screen)
-                surface = np.dstack([emission * bezel[..., None], content.face_alpha, np.ones((h, w), np.float32)])
-                relief = np.zeros((h, w), np.float32)
+                dark = np.full((h, w), 0.04, np.float32)  # screens emit no IR
+                surface = np.dstack([emission * bezel[..., None], content.face_alpha,
+                                     np.ones((h, w), np.float32), dark, np.zeros((h, w), np.float32)])
                 photo_box = content.box
             warped = cv2.warpPerspective(surface, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
             cover = warped[..., 4:5]
             box = cv2.perspectiveTransform(photo_box[None].astype(np.float64), hom)[0].astype(np.float32)
             head_alpha = warped[..., 3]
-            relief_w = cv2.warpPerspective(relief, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
             if pai in SHEETS:
                 radiance = (room * (1 - cover) + warped[..., :3] * cover) * light
-                ir = 0.1 * (1 - cover[..., 0]) + cover[..., 0] * 0.62  # paper reflects IR evenly
             else:  # a screen emits its light: the room light does not shade it, glare adds to it
                 radiance = room * light * (1 - cover) + warped[..., :3] * cover * 0.9
                 radiance += cover * _glare(cap.size, i, cap.fps, screen, cue)[..., None] * p.scene.light
-                ir = 0.1 * (1 - cover[..., 0]) + cover[..., 0] * 0.04  # screens emit no IR
-            depth = (0.55 + 0.1 + relief_w) * cover[..., 0]
+            ir = 0.1 * (1 - cover[..., 0]) + warped[..., 5]
+            depth = (0.65 * cover[..., 0] + warped[..., 6])
         frame = {}
         if cap.precropped:  # background removal of the released crops (CeFA, CASIA-SURF)
             keep = (head_alpha > 0.05).astype(np.float32)
