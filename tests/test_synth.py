@@ -73,6 +73,14 @@ def test_cefa_paths_and_label_polarity(tiny):
         assert (root / line.split()[0] / "0001.jpg").is_file()
 
 
+def test_every_cefa_list_has_both_classes(tiny):
+    proto = tiny / "cefa/CASIA_CeFA/protocol"
+    lists = sorted(proto.glob("*.txt"))
+    assert len(lists) == 11 * 3 * 2  # 11 sub-protocols x 3 splits x video/image
+    for path in lists:
+        assert {line.rsplit(" ", 1)[1] for line in lines(path)} == {"0", "1"}, path.name
+
+
 def test_cefa_challenge_release(tiny):
     root = tiny / "cefa" / "challenge"
     train = lines(root / "4@1_train.txt")
@@ -144,14 +152,14 @@ def test_videos_decode(tiny, path, frames, size):
 
 @pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    for dataset in ("msu", "surf"):
+    for dataset in ("msu", "surf", "casia_fasd"):  # .mp4/.mov (H.264), JPEG folders, .avi (MJPEG)
         a = generate(dataset, tmp_path / "a" / dataset, "tiny", 1, 0.5, workers=2)
         b = generate(dataset, tmp_path / "b" / dataset, "tiny", 1, 0.5, workers=1)
         c = generate(dataset, tmp_path / "c" / dataset, "tiny", 2, 0.5, workers=2)
         assert a["files"] == b["files"] == c["files"]
         da, db, dc = (tree_digest(tmp_path / x / dataset) for x in "abc")
         assert da == db
-        media = [k for k in da if k.endswith((".mov", ".mp4", ".jpg"))]
+        media = [k for k in da if k.endswith((".mov", ".mp4", ".jpg", ".avi"))]
         assert media and all(da[k] != dc[k] for k in media)
 
 

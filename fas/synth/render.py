@@ -144,7 +144,8 @@ class Head:
         return np.array([[x0, y0], [x0 + s, y0], [x0 + s, y0 + s], [x0, y0 + s]], np.float32)
 
     def layers(self, blink: float, mouth: float, yaw: float) -> tuple[np.ndarray, np.ndarray]:
-        """Sprite layers for one expression: colour+alpha [H, W, 4], depth+IR+alpha [H, W, 3]."""
+        """Sprite layers for one expression, premultiplied by alpha: colour+alpha [H, W, 4],
+        depth+IR+alpha [H, W, 3]."""
         s = self.size
         tex = self.texture
         if self.material == "skin":  # eyelids close, the mouth opens: non-rigid motion
@@ -163,8 +164,8 @@ class Head:
         rgb[self.hair] = self.identity.hair
         ir = self.ir_skin * (0.8 + 0.3 * cv2.GaussianBlur(shade, (0, 0), 2.0))
         ir[self.hair] = 0.35
-        colour = np.dstack([rgb, self.alpha])
-        aux = np.dstack([self.depth, ir, self.alpha])
+        colour = np.dstack([rgb * self.alpha[..., None], self.alpha])  # premultiplied by alpha
+        aux = np.dstack([self.depth, ir * self.alpha, self.alpha])
         return colour.astype(np.float32), aux.astype(np.float32)
 
 
@@ -385,6 +386,11 @@ def _camera_rgb(radiance: np.ndarray, cond: Conditions, noise: np.ndarray) -> np
     return cv2.convertScaleAbs(np.clip(img, 0, 1), alpha=255.0)
 
 
+def _expose(image: np.ndarray, target: float = 0.45) -> np.ndarray:
+    """Auto-exposure of the camera that took the photo or video shown by an attack."""
+    return np.clip(image * (target / max(float(image.mean()), 1e-3)), 0, 1)
+
+
 def _light_map(size: tuple[int, int], cond: Conditions) -> np.ndarray:
     w, h = size
     gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
@@ -418,7 +424,7 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
         src_light = _light_map(cap.size, p.source)
     if pai in SHEETS:
         photo = render_head(src_head, source_motion, 0, cap.size, face_px, centre, source_room)
-        sheet = print_sheet(photo.rgb * src_light, p.attack, cue, medium_rng)
+        sheet = print_sheet(_expose(photo.rgb * src_light), p.attack, cue, medium_rng)
         photo_box = photo.box
         photo_alpha = photo.face_alpha
         maps = bend_maps(cap.size, p.attack.bend) if p.attack.bend > 0 else None
@@ -459,7 +465,7 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
             else:
                 shown = 0 if p.attack.still else i
                 content = render_head(src_head, source_motion, shown, cap.size, face_px, centre, source_room)
-                emission = screen_emission(content.rgb * src_light, p.attack, cue, i, cap.fps, screen)
+                emission = screen_emission(_expose(content.rgb * src_light), p.attack, cue, i, cap.fps, screen)
                 dark = np.full((h, w), 0.04, np.float32)  # screens emit no IR
                 surface = np.dstack([emission * bezel[..., None], content.face_alpha,
                                      np.ones((h, w), np.float32), dark, np.zeros((h, w), np.float32)])

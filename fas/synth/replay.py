@@ -62,4 +62,4 @@ def protocol_files(items_: list[Item], n_frames: int) -> dict[str, str]:
 
 
 LAYOUT = Layout("replay", "video", 25.0, items, protocol_files,
-                style={"tint": (1.0, 0.97, 0.9), "blur": 0.9, "noise": 0.02})
+                style={"tint": (1.0, 0.97, 0.9), "blur": 0.7, "noise": 0.018})
