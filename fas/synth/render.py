@@ -15,7 +15,7 @@ Physical model, per frame:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import cv2
@@ -63,7 +63,7 @@ class Conditions:
     gamma: float
     blur: float  # Gaussian sigma in pixels (optics, resolution)
     noise: float  # sensor noise std in [0, 1] units
-    background: tuple = field(default=())  # (rgb_a, rgb_b, seed) of the room
+    background: tuple  # (rgb_a, rgb_b, seed) of the room
 
 
 def conditions(seed: int, dataset: str, device: str, session: str, difficulty: float,
@@ -415,7 +415,6 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
     material = pai if pai in MASKS else "skin"
     head = Head(p.identity, sprite_px, material)
     medium_rng = _medium_rng(seed, dataset, p.attack)
-    sheet = screen = None
     if pai in SHEETS or pai in SCREENS:
         source_room = background(cap.size, p.source, cap.precropped)
         source_motion = head_motion(rng, cap.n_frames, cap.fps, 0.6, expressive=True)
