@@ -103,3 +103,26 @@ def test_dlib_finds_faces_in_generated_video(tmp_path):
     hits, total = (sum(v[k] for v in rates.values()) for k in (0, 1))
     assert total > 300 and hits / total >= 0.95, rates
     assert all(h / t >= 0.85 for h, t in rates.values()), rates
+
+
+def test_replay_face_locations_follow_the_face(tmp_path):
+    """One `frame x y w h` line per frame, and the box covers the face dlib finds."""
+    detector = _detector()
+    root = tmp_path / "replay"
+    generate("replay", root, "tiny", 0, 0.5, workers=2)
+    checked = 0
+    for video in sorted(root.glob("train/**/*.mov")):
+        rows = [list(map(int, line.split())) for line in
+                (root / "face-locations" / video.relative_to(root).with_suffix(".face")).read_text().splitlines()]
+        with av.open(str(video)) as container:
+            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        assert [r[0] for r in rows] == list(range(len(frames)))
+        for (_, x, y, w, h), grey in list(zip(rows, frames))[::4]:
+            found = detector(np.ascontiguousarray(grey), 0)
+            if found:
+                d = max(found, key=lambda r: r.area())
+                ix = max(0, min(x + w, d.right()) - max(x, d.left()))
+                iy = max(0, min(y + h, d.bottom()) - max(y, d.top()))
+                assert ix * iy > 0.5 * d.area(), (video.name, (x, y, w, h), d)
+                checked += 1
+    assert checked >= 10
