@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fas.io import write_json
@@ -36,7 +37,6 @@ class Job:
 
     layout: Layout
     root: Path
-    scale: str
     seed: int
     difficulty: float
     layout_only: bool
@@ -152,12 +152,13 @@ def generate(dataset: str, out: str | Path, scale: str, seed: int, difficulty: f
     partial.mkdir()
     started = time.perf_counter()
     items = layout.items(scale)
-    job = Job(layout, partial, scale, seed, difficulty, layout_only,
+    job = Job(layout, partial, seed, difficulty, layout_only,
               frames_for(layout, scale, layout_only), frame_size(layout, scale, layout_only))
     _JOB, _JOB_ITEMS = job, items
     try:
         if workers > 1 and len(items) > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads,
+                                                          initargs=(1,)) as pool:
                 files = sum(pool.imap_unordered(_work, range(len(items)), chunksize=4))
         else:
             files = sum(write_item(job, item) for item in items)
