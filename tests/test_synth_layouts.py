@@ -1,0 +1,128 @@
+"""Full-size layout-only trees against the published split sizes, and face detection."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from fas.synth.generate import generate
+
+pytestmark = pytest.mark.slow
+
+
+def count(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("full")
+    cache = {}
+
+    def tree(dataset: str) -> Path:
+        if dataset not in cache:
+            generate(dataset, root / dataset, "full", 0, 0.5, layout_only=True, workers=2)
+            cache[dataset] = root / dataset
+        return cache[dataset]
+
+    return tree
+
+
+def test_cefa_protocol_sizes(full):
+    proto = full("cefa") / "CASIA_CeFA/protocol"
+    for stem in ("p1.1", "p1.3", "p1.5"):  # REFERENCE section 3: 800 / 400 / 2723
+        sizes = [count(proto / f"CASIA_CeFA@{stem}_video_{s}.txt") for s in ("train", "dev", "test")]
+        assert sizes == [800, 400, 2723], stem
+    for stem in ("p4.1", "p4.3", "p4.5"):  # 400 / 200 / 2323
+        sizes = [count(proto / f"CASIA_CeFA@{stem}_video_{s}.txt") for s in ("train", "dev", "test")]
+        assert sizes == [400, 200, 2323], stem
+    masks = [line for line in (proto / "CASIA_CeFA@p2.1_video_test.txt").read_text().splitlines() if "/Mask/" in line]
+    assert len(masks) == 1123
+    for line in (proto / "CASIA_CeFA@p1.1_video_test.txt").read_text().splitlines()[::97]:
+        assert (full("cefa") / line.split()[0] / "0001.jpg").is_file()
+
+
+def test_oulu_protocol_sizes(full):
+    proto = full("oulu") / "Protocols"
+    published = {"Protocol_1/{}.txt": (1200, 900, 600), "Protocol_2/{}.txt": (1080, 810, 1080),
+                 "Protocol_3/{}_1.txt": (1500, 1125, 300), "Protocol_4/{}_6.txt": (600, 450, 60)}
+    for pattern, sizes in published.items():
+        assert tuple(count(proto / pattern.format(s)) for s in ("Train", "Dev", "Test")) == sizes, pattern
+    assert len(list((full("oulu")).glob("*_files/*.avi"))) == 4950
+
+
+def test_video_dataset_sizes(full):
+    replay = full("replay")
+    per_split = [len(list((replay / s).rglob("*.mov"))) for s in ("train", "devel", "test")]
+    assert per_split == [360, 360, 480]  # without enrolment
+    assert len(list((replay / "face-locations").rglob("*.face"))) == 1200 + 100
+    msu = full("msu")
+    assert [count(msu / "train_sub_list.txt"), count(msu / "test_sub_list.txt")] == [15, 20]
+    assert len(list(msu.rglob("*.mp4"))) + len(list(msu.rglob("*.mov"))) == 120 + 160
+    casia = full("casia_fasd")
+    assert [len(list((casia / s).rglob("*.avi"))) for s in ("train_release", "test_release")] == [240, 360]
+
+
+def test_surf_subject_counts(full):
+    data = full("surf") / "Data"
+    subjects = [len(list((data / s / "real_part").iterdir())) for s in ("Training", "Val", "Testing")]
+    assert subjects == [300, 100, 600]
+    assert count(data / "train_list.txt") == 300 * 4  # one frame per placeholder video
+
+
+def _detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+def test_dlib_finds_faces_in_generated_video(tmp_path):
+    """The project's detector (dlib HOG, no upsampling) finds a face in >= 95% of the
+    sampled frames of the video datasets (>= 85% in each: tiny has 2-3 identities), live and
+    attacks alike."""
+    if importlib.util.find_spec("dlib") is None:
+        pytest.skip("dlib not installed")
+    detector = _detector()
+    rates = {}
+    for dataset in ("oulu", "siw", "replay", "msu", "casia_fasd"):
+        root = tmp_path / dataset
+        generate(dataset, root, "tiny", 7, 0.5, workers=2)
+        hits = total = 0
+        for video in sorted(p for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")):
+            with av.open(str(video)) as container:
+                for i, frame in enumerate(container.decode(video=0)):
+                    if i % 3 == 0:
+                        grey = np.ascontiguousarray(frame.to_ndarray(format="gray"))
+                        hits += len(detector(grey, 0)) > 0
+                        total += 1
+        rates[dataset] = (hits, total)
+    hits, total = (sum(v[k] for v in rates.values()) for k in (0, 1))
+    assert total > 300 and hits / total >= 0.95, rates
+    assert all(h / t >= 0.85 for h, t in rates.values()), rates
+
+
+def test_replay_face_locations_follow_the_face(tmp_path):
+    """One `frame x y w h` line per frame, and the box covers the face dlib finds."""
+    detector = _detector()
+    root = tmp_path / "replay"
+    generate("replay", root, "tiny", 0, 0.5, workers=2)
+    checked = 0
+    for video in sorted(root.glob("train/**/*.mov")):
+        rows = [list(map(int, line.split())) for line in
+                (root / "face-locations" / video.relative_to(root).with_suffix(".face")).read_text().splitlines()]
+        with av.open(str(video)) as container:
+            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        assert [r[0] for r in rows] == list(range(len(frames)))
+        for (_, x, y, w, h), grey in list(zip(rows, frames))[::4]:
+            found = detector(np.ascontiguousarray(grey), 0)
+            if found:
+                d = max(found, key=lambda r: r.area())
+                ix = max(0, min(x + w, d.right()) - max(x, d.left()))
+                iy = max(0, min(y + h, d.bottom()) - max(y, d.top()))
+                assert ix * iy > 0.5 * d.area(), (video.name, (x, y, w, h), d)
+                checked += 1
+    assert checked >= 10
