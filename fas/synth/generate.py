@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fas.io import write_json
@@ -157,8 +156,7 @@ def generate(dataset: str, out: str | Path, scale: str, seed: int, difficulty: f
     _JOB, _JOB_ITEMS = job, items
     try:
         if workers > 1 and len(items) > 1:
-            with multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads,
-                                                          initargs=(1,)) as pool:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
                 files = sum(pool.imap_unordered(_work, range(len(items)), chunksize=4))
         else:
             files = sum(write_item(job, item) for item in items)

@@ -430,6 +430,7 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
         bent_relief = maps[2] if maps is not None else np.zeros((h, w), np.float32)
         # Paper reflects active IR almost evenly; ink darkens it only faintly.
         sheet_ir = (0.62 * (1 - 0.2 * cue * (1 - sheet.mean(2)))).astype(np.float32)
+        sheet_surface = _sheet_surface(sheet, photo_alpha, sheet_ir, bent_relief, maps)  # rigid: fixed
         cut_mask = _cut_mask(photo_box, cap.size, p.attack.cut) if p.attack.cut else None
         if cut_mask is not None:
             wearer = Head(p.attacker or p.identity, sprite_px, "skin")
@@ -439,6 +440,8 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
     if pai in SCREENS:
         screen = screen_state(cap.size, p.attack, medium_rng)
         bezel = _bezel(cap.size, cap.precropped)
+        # Coverage, IR (screens emit no IR) and relief (flat) of the screen surface.
+        screen_aux = [np.ones((h, w), np.float32), np.full((h, w), 0.04, np.float32), np.zeros((h, w), np.float32)]
     cv2.setRNGSeed(int(rng.integers(2**31)))  # sensor noise through OpenCV's fast generator
     noise = np.empty((h, w, 3), np.float32)
     for i in range(cap.n_frames):
@@ -450,24 +453,19 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
         else:
             hom = medium_homography(waves, i, cap.size, p.attack.handheld)
             if pai in SHEETS:
-                face, ir_sheet = sheet, sheet_ir
-                relief = bent_relief
+                surface = sheet_surface
                 if cut_mask is not None:  # the attacker's own face behind the holes: skin, curved
                     behind = render_head(wearer, aligned, i, cap.size, face_px, centre, source_room)
                     hole = cut_mask[..., None]
                     face = sheet * (1 - hole) + behind.rgb * hole
                     ir_sheet = sheet_ir * (1 - cut_mask) + behind.ir * cut_mask
-                    relief = relief + cut_mask * (0.25 * behind.depth - 0.3)  # farther than the sheet
-                surface = np.dstack([face, photo_alpha, np.ones((h, w), np.float32), ir_sheet, relief])
-                if maps is not None:
-                    surface = cv2.remap(surface, maps[0], maps[1], cv2.INTER_LINEAR)
+                    relief = bent_relief + cut_mask * (0.25 * behind.depth - 0.3)  # farther than the sheet
+                    surface = _sheet_surface(face, photo_alpha, ir_sheet, relief, maps)
             else:
                 shown = 0 if p.attack.still else i
                 content = render_head(src_head, source_motion, shown, cap.size, face_px, centre, source_room)
                 emission = screen_emission(_expose(content.rgb * src_light), p.attack, cue, i, cap.fps, screen)
-                dark = np.full((h, w), 0.04, np.float32)  # screens emit no IR
-                surface = np.dstack([emission * bezel[..., None], content.face_alpha,
-                                     np.ones((h, w), np.float32), dark, np.zeros((h, w), np.float32)])
+                surface = cv2.merge([*cv2.split(emission * bezel[..., None]), content.face_alpha, *screen_aux])
                 photo_box = content.box
             warped = cv2.warpPerspective(surface, hom, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
             cover = warped[..., 4:5]
@@ -496,6 +494,14 @@ def render_video(p: Presentation, rng: np.random.Generator, difficulty: float,
             frame["ir"] = (np.clip(near, 0, 1) * 255 + 0.5).astype(np.uint8)
         frame["box"] = box
         yield frame
+
+
+def _sheet_surface(face: np.ndarray, alpha: np.ndarray, ir: np.ndarray, relief: np.ndarray,
+                   maps: tuple | None) -> np.ndarray:
+    """Channels of a sheet in its own coordinates: RGB, face alpha, coverage, IR, relief; bent if maps."""
+    ones = np.ones(alpha.shape, np.float32)
+    surface = cv2.merge([*cv2.split(face.astype(np.float32)), alpha, ones, ir, relief.astype(np.float32)])
+    return cv2.remap(surface, maps[0], maps[1], cv2.INTER_LINEAR) if maps is not None else surface
 
 
 def _cut_mask(box: np.ndarray, size: tuple[int, int], regions: tuple[str, ...]) -> np.ndarray:
