@@ -86,14 +86,18 @@ def roc_points(is_live: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def eer(is_live: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """(EER, threshold): the observed score where |FAR - FRR| is smallest as a threshold.
+    """(EER, threshold) at the ROC point where |FAR - FRR| is smallest (ties: highest threshold).
 
-    EER is (FAR + FRR) / 2 there; ties go to the highest threshold.
+    EER is (FAR + FRR) / 2 there. Every threshold between that observed score and
+    the next lower one gives the same rates; the threshold is the middle of that
+    gap, so a cleanly separated set does not put it on its lowest live score.
     """
     far, frr, thresholds = roc_points(is_live, scores)
-    # Skip roc_curve's leading +inf: the threshold is always an observed score.
+    # Skip roc_curve's leading +inf: the threshold is always within the observed scores.
     best = 1 + int(np.argmin(np.abs(far[1:] - frr[1:])))
-    return float((far[best] + frr[best]) / 2), float(thresholds[best])
+    upper = thresholds[best]
+    lower = thresholds[best + 1] if best + 1 < len(thresholds) else upper
+    return float((far[best] + frr[best]) / 2), float((upper + lower) / 2)
 
 
 def auc(is_live: np.ndarray, scores: np.ndarray) -> float:

@@ -54,7 +54,8 @@ def test_eer_hand_worked():
     scores = np.array([0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1, 0.05])
     is_live = np.array([True] * 4 + [False] * 4)
     value, threshold = metrics.eer(is_live, scores)
-    assert (value, threshold) == (0.25, 0.6)  # FAR 1/4 (0.6) = FRR 1/4 (0.3)
+    # FAR 1/4 (0.6 accepted) = FRR 1/4 (0.3 rejected) for every threshold in (0.3, 0.6]
+    assert value == 0.25 and threshold == pytest.approx(0.45)
 
 
 def test_eer_of_constant_scores_has_a_finite_threshold():
@@ -187,3 +188,9 @@ def test_aggregate_uses_sample_std():
     assert summary["std"] == pytest.approx(0.012909944)  # ddof=1; population std is 0.01118
     assert metrics.aggregate([0.5]) == {"mean": 0.5, "std": None, "n": 1}
     assert metrics.aggregate([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_eer_threshold_of_separated_classes_lies_between_them():
+    is_live = np.array([True, True, False, False])
+    value, threshold = metrics.eer(is_live, np.array([0.99, 0.98, 0.2, 0.1]))
+    assert value == 0.0 and threshold == pytest.approx(0.59)
