@@ -1,0 +1,239 @@
+"""The whole DAG on tiny synthetic data, run by Snakemake and by DVC in copies of the project.
+
+Covers: both orchestrators finish and agree, a second run does nothing, a
+parameter change reruns exactly the dependent stages, a killed run resumes to
+identical results, and every experiment is in MLflow (REST API and UI).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fas.config import REPO_ROOT, load_params
+from fas.grid import expand
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+TINY_GRID = [
+    {"name": "cefa_tiny", "dataset": "cefa", "method": "sdnet", "variants": ["full", "wobf"],
+     "protocols": {"p1": [1]}},
+    {"name": "replay_tiny", "dataset": "replay", "method": "motion", "variants": ["full"],
+     "protocols": {"grandtest": [1]}},
+    {"name": "cross_tiny", "dataset": "cross", "method": "motion", "variants": ["full"],
+     "protocols": {"replay_to_casia_fasd": [1]}},
+]
+
+
+def tiny_params() -> dict:
+    params = load_params(REPO_ROOT / "params.yaml")
+    params["synth"]["scale"] = "tiny"
+    params["grid"] = TINY_GRID
+    params["shards"] = {name: 1 for name in params["shards"]}
+    for method in ("sdnet", "motion"):
+        params["presets"]["demo"][method]["epochs"] = 2
+        params["presets"]["demo"][method]["lr_milestones"] = [1]
+    return params
+
+
+def make_project(folder: Path, params: dict) -> Path:
+    """A copy of the committed project with the given params and a fresh dvc.yaml."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in files:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(folder, "fas", "dag", "dvc", "--out", "dvc.yaml")
+    return folder
+
+
+def env(folder: Path) -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "FAS_TRACKING": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1"}
+
+
+def run(folder: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=folder, env=env(folder), capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def metrics_of(folder: Path) -> dict[str, dict]:
+    """Every experiment's metrics, without the provenance (which names its MLflow run)."""
+    found = {}
+    for path in sorted((folder / "results/eval").rglob("metrics.json")):
+        metrics = json.loads(path.read_text())
+        metrics.pop("provenance")
+        found[path.relative_to(folder).as_posix()] = metrics
+    return found
+
+
+def planned_rules(folder: Path) -> set[str]:
+    dry = run(folder, "snakemake", "-n", "--quiet", "rules")
+    names = set()
+    for line in dry.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            names.add(parts[0])
+    return names
+
+
+@pytest.fixture(scope="module")
+def snakemake_project(tmp_path_factory):
+    folder = make_project(tmp_path_factory.mktemp("snakemake"), tiny_params())
+    run(folder, "snakemake", "-j2")
+    return folder
+
+
+def test_snakemake_builds_every_output(snakemake_project):
+    params = load_params(snakemake_project / "params.yaml")
+    metrics = metrics_of(snakemake_project)
+    assert len(metrics) == len(expand(params)) == 4
+    assert (snakemake_project / "results/index.md").is_file()
+    assert any((snakemake_project / "results/tables").glob("*.tex"))
+    assert any((snakemake_project / "results/plots").rglob("*.png"))
+    assert not list(snakemake_project.glob("data/frames/*/*.parquet")), "frames are temporary"
+
+
+def test_second_snakemake_run_does_nothing(snakemake_project):
+    done = run(snakemake_project, "snakemake", "-j2")
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_training_parameter_reruns_only_training_and_after(snakemake_project):
+    params = load_params(snakemake_project / "params.yaml")
+    original = (snakemake_project / "params.yaml").read_text()
+    try:
+        params["augment"]["rotation_deg"] = 10
+        (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert planned_rules(snakemake_project) == {"train", "evaluate", "report", "default"}
+        params["dynamic"]["window"] = 4
+        (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert planned_rules(snakemake_project) == {"dynamic", "train", "evaluate", "report",
+                                                    "default"}
+    finally:
+        (snakemake_project / "params.yaml").write_text(original)
+
+
+def test_killed_training_resumes_to_identical_results(snakemake_project):
+    before = metrics_of(snakemake_project)
+    experiment = expand(load_params(snakemake_project / "params.yaml"))[0]
+    scores = f"results/train/{experiment.path}/scores.parquet"
+    checkpoints = snakemake_project / ".scratch/checkpoints" / experiment.path
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    job = subprocess.Popen(["snakemake", "-j1", "--forcerun", scores], cwd=snakemake_project,
+                           env=env(snakemake_project), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(checkpoints.glob("*")):
+        time.sleep(0.2)
+    assert any(checkpoints.glob("*")), "training wrote no checkpoint"
+    os.killpg(job.pid, signal.SIGKILL)  # as hard as a power loss: nothing gets to clean up
+    job.wait()
+    run(snakemake_project, "snakemake", "--unlock")
+    run(snakemake_project, "snakemake", "-j2")
+    assert metrics_of(snakemake_project) == before
+
+
+def test_every_experiment_is_in_mlflow(snakemake_project):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{snakemake_project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("fas")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    children = {r.data.tags["experiment"]: r for r in runs if r.data.tags.get("fas.role") == "train"}
+    parents = [r for r in runs if r.data.tags.get("fas.role") == "grid"]
+    expected = {e.id for e in expand(load_params(snakemake_project / "params.yaml"))}
+    assert set(children) == expected and len(parents) == 1
+    for child in children.values():
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert "train/loss" in child.data.metrics and "test/acer" in child.data.metrics
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_mlflow_server_lists_every_run_and_ui_renders(snakemake_project, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{snakemake_project / 'mlflow.db'}", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=env(snakemake_project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).read().strip() == b"OK":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        experiments = json.load(urllib.request.urlopen(
+            f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=fas"))
+        experiment_id = experiments["experiment"]["experiment_id"]
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search", method="POST",
+            data=json.dumps({"experiment_ids": [experiment_id], "max_results": 1000}).encode(),
+            headers={"Content-Type": "application/json"})
+        runs = json.load(urllib.request.urlopen(request))["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        listed = {t["experiment"] for t in tags if t.get("fas.role") == "train"}
+        assert listed == {e.id for e in expand(load_params(snakemake_project / "params.yaml"))}
+        for record in runs:
+            keys = {m["key"] for m in record["data"].get("metrics", [])}
+            if any(t["key"] == "fas.role" and t["value"] == "train" for t in record["data"]["tags"]):
+                assert {"test/acer", "train/loss"} <= keys
+
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            pytest.skip("chromium is not installed (apt-get install chromium): UI screenshot skipped")
+        shot = tmp_path / "mlflow-ui.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000",
+                        "--window-size=1400,900", f"--screenshot={shot}",
+                        f"{base}/#/experiments/{experiment_id}/runs"],
+                       check=True, capture_output=True, timeout=120)
+        assert shot.stat().st_size > 10_000
+        shutil.copy2(shot, snakemake_project / "results" / "mlflow-ui.png")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_dvc_reproduces_the_same_metrics_and_reruns_only_dependents(snakemake_project,
+                                                                     tmp_path_factory):
+    folder = make_project(tmp_path_factory.mktemp("dvc"), tiny_params())
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    run(folder, "dvc", "init", "-q", "-f")
+    run(folder, "dvc", "repro")
+    assert metrics_of(folder) == metrics_of(snakemake_project)
+    assert "up to date" in run(folder, "dvc", "repro").stdout
+    params = load_params(folder / "params.yaml")
+    params["augment"]["rotation_deg"] = 10
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = run(folder, "dvc", "repro").stdout
+    ran = {line.split("'")[1].split("-")[0] for line in rerun.splitlines()
+           if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate", "report"}
