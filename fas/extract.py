@@ -319,11 +319,14 @@ def decode_ffmpeg(path, wanted: list[int], size: tuple[int, int], grey: bool
     import ffmpeg
 
     height, width = size
+    if not height or not width:
+        raise MediaError(path, "unknown frame size")
     channels = 1 if grey else 3
     images: dict[int, np.ndarray] = {}
     # batches keep one command-line argument (the expression) far below Linux's 128 KiB
     for batch in (wanted[i:i + FFMPEG_BATCH] for i in range(0, len(wanted), FFMPEG_BATCH)):
-        command = (ffmpeg.input(str(path)).filter("select", select_expression(batch))
+        command = (ffmpeg.input(str(path))["v:0"]  # the stream PyAV indexed
+                   .filter("select", select_expression(batch))
                    .filter("scale", flags="bilinear")
                    .output("pipe:", format="rawvideo", pix_fmt="gray" if grey else "rgb24",
                            fps_mode="passthrough", **{"frames:v": len(batch)})
@@ -337,7 +340,7 @@ def decode_ffmpeg(path, wanted: list[int], size: tuple[int, int], grey: bool
         if len(out) % frame_bytes:
             raise MediaError(path, f"undecodable: ffmpeg gave {len(out)} bytes, not whole "
                                    f"{width}x{height} frames: {stderr_tail(err)}")
-        decoded = np.frombuffer(out, np.uint8).reshape(-1, height, width, channels)
+        decoded = np.frombuffer(bytearray(out), np.uint8).reshape(-1, height, width, channels)
         images.update(zip(batch, decoded[..., 0] if grey else decoded))
         if len(decoded) < len(batch):
             check_complete(path, batch, images, f"; ffmpeg: {stderr_tail(err)}")

@@ -248,6 +248,18 @@ def test_decoders_give_identical_pixels_of_a_downscaled_420_video(tmp_path, grey
     for number in wanted:
         assert ours[0][number].shape == (60, 100) + (() if grey else (3,))
         assert np.array_equal(ours[0][number], theirs[0][number])
+        assert theirs[0][number].flags.writeable
+
+
+def test_decoders_agree_on_a_truncated_file(tmp_path):
+    path = write_video(tmp_path / "cut.mp4", 40, gop=10, faststart=True)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    ours = decode_video(path, list(range(40)), 640, decoder="pyav")
+    theirs = decode_video(path, list(range(40)), 640, decoder="ffmpeg")
+    assert 10 < ours[2] == theirs[2] < 40 and sorted(ours[0]) == list(range(ours[2]))
+    assert ours[1] == theirs[1]
+    for number, image in ours[0].items():
+        assert read_number(image) == number and np.array_equal(image, theirs[0][number])
 
 
 def test_ffmpeg_stderr_goes_into_the_reason_of_an_undecodable_video(tmp_path):
