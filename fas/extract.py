@@ -104,8 +104,9 @@ def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 class VideoIndex:
     """Display-ordered frame list of a video, from its packets (nothing decoded).
 
-    `pts` is None when some packets carry no presentation timestamp (seen in
-    AVI files with B-frames): such videos are decoded sequentially.
+    `pts` is None when some packets carry no presentation timestamp, or only
+    guessed ones (AVI files with B-frames): such videos are decoded
+    sequentially and numbered in output order.
     """
 
     pts: np.ndarray | None  # presentation timestamps, sorted (display order)
@@ -153,7 +154,9 @@ def index_video(path: str | Path):
     if not pts:
         container.close()
         raise MediaError(path, "no frames")
-    timed = None not in pts
+    # AVI stores decode times only: with B-frames libavformat's guessed pts are in decode order
+    guessed = container.format.name == "avi" and stream.codec_context.has_b_frames
+    timed = None not in pts and not guessed
     order = np.argsort(pts, kind="stable") if timed else np.arange(len(pts))
     if timed and (corrupt or len(pts) < (stream.frames or 0)):
         order = order[:dense_prefix(np.asarray(pts)[order])]

@@ -206,6 +206,16 @@ def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+def test_avi_with_b_frames_is_numbered_in_display_order(tmp_path, decoder):
+    path = write_video(tmp_path / "v.avi", 30, gop=7)  # AVI packets: pts guessed in decode order
+    wanted = [0, 1, 2, 3, 4, 13, 29]
+    images, times, n_frames = decode_video(path, wanted, 640, decoder=decoder)
+    assert n_frames == 30
+    assert [read_number(images[f]) for f in wanted] == wanted
+    assert [times[f] for f in wanted] == pytest.approx([f / 25 for f in wanted])
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_variable_frame_rate_numbers_and_timestamps(tmp_path, decoder):
     times = np.cumsum([0] + [90 if i % 3 == 0 else 40 for i in range(1, 30)])  # milliseconds
     path = write_video(tmp_path / "vfr.mp4", 30, frame_times_ms=list(times))
