@@ -1,10 +1,14 @@
 """Extraction of 16 evenly spaced frames from 30 s H.264 videos.
 
-Ours (fas.extract.decode_video: packet index, seek to a frame's keyframe only
-when it is ahead of the decoder) against ffmpeg's `select` filter (one
-process), ffmpeg input seeking (one process per sample), PyAV keyframe seeking
-(seek, take the first decoded frame) and OpenCV decoding every frame.
-Exactness is checked against OpenCV's decode-all, which counts frames itself.
+Ours, both decoders of fas.extract.decode_video: `pyav` (packet index, seek to
+a frame's keyframe only when it is ahead of the decoder) and `ffmpeg` (one
+ffmpeg process whose `select` filter keeps the wanted frames: the `select`
+baseline below plus stopping after the last wanted frame and the packet
+index's probing), against the plain ffmpeg `select` filter (one process,
+decodes the whole file), ffmpeg input seeking (one process per sample), PyAV
+keyframe seeking (seek, take the first decoded frame) and OpenCV decoding every
+frame. Exactness is checked against OpenCV's decode-all, which counts frames
+itself.
 """
 
 from __future__ import annotations
@@ -15,19 +19,11 @@ import cv2
 import numpy as np
 
 from bench._util import OUT, best_time, peak_memory_mb, table
-from fas.extract import decode_video, sample_frames
+from fas.extract import decode_video, ffmpeg_exe, sample_frames
 
 SIZES = [(640, 480), (1280, 720)]
 GOPS = [30, 250]
 SECONDS, FPS, N_SAMPLES = 30, 30, 16
-
-
-def ffmpeg_exe() -> str:
-    import shutil
-
-    import imageio_ffmpeg
-
-    return shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def make_video(width: int, height: int, gop: int):
@@ -102,6 +98,8 @@ def main() -> None:
             frames = list(sample_frames(SECONDS * FPS, {"mode": "evenly", "n": N_SAMPLES}).frames)
             methods = {
                 "fas (PyAV, keyframe-aware)": lambda: decode_video(path, frames, 10_000)[0],
+                "fas (ffmpeg command, select)":
+                    lambda: decode_video(path, frames, 10_000, decoder="ffmpeg")[0],
                 "ffmpeg select filter": lambda: ffmpeg_select(path, frames, width, height),
                 "ffmpeg input seek / sample": lambda: ffmpeg_input_seek(path, frames, width, height),
                 "PyAV keyframe seek": lambda: pyav_keyframe_seek(path, frames),

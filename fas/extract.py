@@ -1,14 +1,21 @@
 """Frame sampling and decoding (`fas extract`).
 
-Videos are decoded through ffmpeg's libraries (PyAV), decoding only what the
-sampling policy needs: the packet index (demuxed, not decoded) gives every
-frame's display position and the keyframes, so each wanted frame is reached by
-seeking to its keyframe when that is ahead of the decoder, else by decoding
-forward; non-reference frames that are not wanted are skipped and only wanted
-frames are converted to RGB. bench/bench_extract.py
-measures this against ffmpeg's `select` filter, per-sample input seeking and
-OpenCV decoding every frame (docs/preprocessing.md). Frame-folder datasets
-(`media == frames`) are read directly with the same policy.
+The packet index of a video (PyAV, demuxed, not decoded) gives every frame's
+display position, timestamp and the keyframes; the sampling policy picks frame
+numbers from it. Two decoders (`extract.decoder`) then decode only those
+frames, with identical results:
+
+- `pyav` (default, faster): ffmpeg's libraries in-process; each wanted frame is
+  reached by seeking to its keyframe when that is ahead of the decoder, else by
+  decoding forward; non-reference frames that are not wanted are skipped.
+- `ffmpeg`: the ffmpeg command-line tool (ffmpeg-python; the system ffmpeg or
+  imageio-ffmpeg's), one process per video and modality, whose `select` filter
+  keeps the wanted frames and pipes them out as raw RGB or grey pixels.
+
+Downscaling, padding and rows are common. bench/bench_extract.py measures both
+against ffmpeg per-sample input seeking and OpenCV decoding every frame
+(docs/preprocessing.md). Frame-folder datasets (`media == frames`) are read
+directly with the same policy.
 
 Output: a temporary cache-schema shard of sampled frames (kind `static`,
 `index` = position in the sampled sequence), long side <= extract.max_side.
@@ -33,6 +40,8 @@ from fas.io import FailureReport
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DECODERS = ("pyav", "ffmpeg")
+FFMPEG_BATCH = 2000  # frames per ffmpeg process
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,9 @@ def scaled_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 class VideoIndex:
     """Display-ordered frame list of a video, from its packets (nothing decoded).
 
-    `pts` is None when some packets carry no presentation timestamp (seen in
-    AVI files with B-frames): such videos are decoded sequentially.
+    `pts` is None when some packets carry no presentation timestamp, or only
+    guessed ones (AVI files with B-frames): such videos are decoded
+    sequentially and numbered in output order.
     """
 
     pts: np.ndarray | None  # presentation timestamps, sorted (display order)
@@ -105,6 +115,7 @@ class VideoIndex:
     start: int
     declared: int           # frame count in the container header (0 if unknown)
     count: int              # readable frames
+    rate: float             # average frame rate (timestamps of videos without pts)
 
 
 def index_video(path: str | Path):
@@ -143,13 +154,16 @@ def index_video(path: str | Path):
     if not pts:
         container.close()
         raise MediaError(path, "no frames")
-    timed = None not in pts
+    # AVI stores decode times only: with B-frames libavformat's guessed pts are in decode order
+    guessed = container.format.name == "avi" and stream.codec_context.has_b_frames
+    timed = None not in pts and not guessed
     order = np.argsort(pts, kind="stable") if timed else np.arange(len(pts))
     if timed and (corrupt or len(pts) < (stream.frames or 0)):
         order = order[:dense_prefix(np.asarray(pts)[order])]
     index = VideoIndex(np.asarray(pts, np.int64)[order] if timed else None,
                        np.asarray(keys, bool)[order], float(stream.time_base or 0),
-                       int(stream.start_time or 0), int(stream.frames or 0), len(order))
+                       int(stream.start_time or 0), int(stream.frames or 0), len(order),
+                       float(stream.average_rate or stream.guessed_rate or 0))
     return container, stream, index
 
 
@@ -166,27 +180,54 @@ def dense_prefix(sorted_pts: np.ndarray) -> int:
     return int(gaps[0]) + 1 if len(gaps) else len(sorted_pts)
 
 
-def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False
-                 ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
+def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool = False,
+                 decoder: str = "pyav") -> tuple[dict[int, np.ndarray], dict[int, float], int]:
     """Decode the given frame numbers (display order, from 0) of a video, exactly.
 
-    From the packet index, the decoder seeks to the keyframe before a wanted
-    frame only when that keyframe lies ahead (else it decodes on), and skips
-    non-reference frames that are not wanted (nothing depends on them).
-    Returns images (RGB HxWx3 or grey HxW uint8, downscaled), timestamps in
-    seconds and the video's frame count. Frames beyond the end are ignored.
+    Both decoders (`pyav`: decode_pyav, `ffmpeg`: decode_ffmpeg) get the frame
+    numbers from the same packet index and return the same full-size RGB (or
+    grey) frames; timestamps and downscaling (long side <= max_side, area
+    interpolation) are common. Returns images (HxWx3 or HxW uint8), timestamps
+    in seconds and the video's frame count. Frames beyond the end are ignored.
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}: {' | '.join(DECODERS)}")
+    container, stream, index = index_video(path)
+    wanted = sorted({f for f in frames if 0 <= f < index.count})
+    try:
+        if decoder == "ffmpeg":
+            size = (stream.codec_context.height, stream.codec_context.width)
+            container.close()
+            images = decode_ffmpeg(path, wanted, size, grey)
+        elif index.pts is None:
+            container.close()
+            images = decode_sequentially(path, wanted, grey)
+        else:
+            images = decode_pyav(path, container, stream, index, wanted, grey)
+    finally:
+        container.close()
+    check_complete(path, wanted, images)
+    if index.pts is None:  # AVI-like: constant frame rate, frames numbered in output order
+        times = {f: f / (index.rate or 1) for f in wanted}
+    else:
+        times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
+    return {f: downscale(image, max_side) for f, image in images.items()}, times, index.count
+
+
+def decode_pyav(path, container, stream, index: VideoIndex, wanted: list[int], grey: bool
+                ) -> dict[int, np.ndarray]:
+    """Wanted frames through PyAV, seeking by the packet index.
+
+    The decoder seeks to the keyframe before a wanted frame only when that
+    keyframe lies ahead (else it decodes on), and skips non-reference frames
+    that are not wanted (nothing depends on them).
     """
     import av
 
-    container, stream, index = index_video(path)
-    if index.pts is None:
-        container.close()
-        return decode_sequentially(path, frames, max_side, grey)
     stream.thread_type = "SLICE"  # frame threading adds a pipeline refill at every seek
     codec = stream.codec_context
     position_of = {int(p): i for i, p in enumerate(index.pts)}
     keyframes = np.flatnonzero(index.keyframe)
-    wanted = sorted({f for f in frames if 0 <= f < index.count})
     targets = set(wanted)
 
     def keyframe_of(frame: int) -> int:
@@ -210,7 +251,7 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
                 for frame in codec.decode(packet if packet.size else None):
                     number = position_of.get(frame.pts)
                     if number in targets and number not in images:
-                        images[number] = to_array(frame, max_side, grey)
+                        images[number] = to_array(frame, grey)
                         got_any = True
                 while pending < len(wanted) and wanted[pending] in images:
                     pending += 1
@@ -220,50 +261,115 @@ def decode_video(path: str | Path, frames: list[int], max_side: int, grey: bool 
                 break
     except av.error.FFmpegError as error:
         raise MediaError(path, f"undecodable: {error}") from None
-    finally:
-        container.close()
-    check_complete(path, wanted, images)
-    times = {f: (int(index.pts[f]) - index.start) * index.time_base for f in wanted}
-    return images, times, index.count
+    return images
 
 
-def decode_sequentially(path: str | Path, frames: list[int], max_side: int, grey: bool
-                        ) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
-    """decode_video for videos without packet timestamps: every frame in output order."""
+def decode_sequentially(path, wanted: list[int], grey: bool) -> dict[int, np.ndarray]:
+    """decode_pyav for videos without packet timestamps: every frame in output order."""
     import av
 
-    container = av.open(str(path))
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    wanted = set(frames)
-    images, times, count = {}, {}, 0
-    rate = float(stream.average_rate or stream.guessed_rate or 0)
-    try:
-        for number, frame in enumerate(container.decode(stream)):
-            count = number + 1
-            if number in wanted:
-                images[number] = to_array(frame, max_side, grey)
-                times[number] = frame.time if frame.time is not None else number / (rate or 1)
-    except av.error.FFmpegError as error:
-        raise MediaError(path, f"undecodable: {error}") from None
-    finally:
-        container.close()
-    check_complete(path, sorted(f for f in wanted if 0 <= f < count), images)
-    return images, times, count
+    targets, images = set(wanted), {}
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for number, frame in enumerate(container.decode(stream)):
+                if number in targets:
+                    images[number] = to_array(frame, grey)
+                if len(images) == len(targets):
+                    break
+        except av.error.FFmpegError as error:
+            raise MediaError(path, f"undecodable: {error}") from None
+    return images
 
 
-def to_array(frame, max_side: int, grey: bool) -> np.ndarray:
-    """A decoded frame as RGB (or grey) uint8, long side at most max_side."""
-    height, width = scaled_size(frame.height, frame.width, max_side)
-    return frame.reformat(width=width, height=height, format="gray" if grey else "rgb24",
-                          interpolation="AREA").to_ndarray()
+def to_array(frame, grey: bool) -> np.ndarray:
+    """A decoded PyAV frame as full-size RGB (or grey) uint8 (swscale, as decode_ffmpeg)."""
+    return frame.reformat(format="gray" if grey else "rgb24",
+                          interpolation="BILINEAR").to_ndarray()
 
 
-def check_complete(path, wanted: list[int], images: dict) -> None:
+def ffmpeg_exe() -> str:
+    """The ffmpeg command: the system's if on PATH, else imageio-ffmpeg's bundled binary."""
+    import shutil
+
+    import imageio_ffmpeg
+
+    return shutil.which("ffmpeg") or imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def select_expression(frames: list[int]) -> str:
+    """ffmpeg `select` expression taking the given sorted frame numbers (runs as `between`)."""
+    terms, start = [], 0
+    for i in range(1, len(frames) + 1):
+        if i == len(frames) or frames[i] != frames[i - 1] + 1:
+            first, last = frames[start], frames[i - 1]
+            terms.append(f"eq(n,{first})" if first == last else f"between(n,{first},{last})")
+            start = i
+    return "+".join(terms)
+
+
+def decode_ffmpeg(path, wanted: list[int], size: tuple[int, int], grey: bool
+                  ) -> dict[int, np.ndarray]:
+    """Wanted frames through one ffmpeg process (ffmpeg-python), as raw pixels on a pipe.
+
+    The `select` filter keeps frame `n` (decoder output order, which is display
+    order, as the packet index counts) and ffmpeg stops after the last wanted
+    frame. Frames of `size` (height, width) from the index; the pixel
+    conversion is the one PyAV uses, so both decoders give identical frames.
+    ffmpeg's error output goes into the MediaError of an undecodable video.
+    """
+    import ffmpeg
+
+    height, width = size
+    if not height or not width:
+        raise MediaError(path, "unknown frame size")
+    channels = 1 if grey else 3
+    images: dict[int, np.ndarray] = {}
+    # batches keep one command-line argument (the expression) far below Linux's 128 KiB
+    for batch in (wanted[i:i + FFMPEG_BATCH] for i in range(0, len(wanted), FFMPEG_BATCH)):
+        command = (ffmpeg.input(str(path))["v:0"]  # the stream PyAV indexed
+                   .filter("select", select_expression(batch))
+                   .filter("scale", flags="bilinear")
+                   .output("pipe:", format="rawvideo", pix_fmt="gray" if grey else "rgb24",
+                           fps_mode="passthrough", **{"frames:v": len(batch)})
+                   .global_args("-nostdin", "-hide_banner", "-loglevel", "error"))
+        try:
+            out, err = command.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
+        except ffmpeg.Error as error:
+            raise MediaError(path, f"undecodable: ffmpeg failed: {stderr_tail(error.stderr)}"
+                             ) from None
+        frame_bytes = height * width * channels
+        if len(out) % frame_bytes:
+            raise MediaError(path, f"undecodable: ffmpeg gave {len(out)} bytes, not whole "
+                                   f"{width}x{height} frames: {stderr_tail(err)}")
+        decoded = np.frombuffer(bytearray(out), np.uint8).reshape(-1, height, width, channels)
+        images.update(zip(batch, decoded[..., 0] if grey else decoded))
+        if len(decoded) < len(batch):
+            check_complete(path, batch, images, f"; ffmpeg: {stderr_tail(err)}")
+    return images
+
+
+def stderr_tail(stderr: bytes | None, last: int = 2) -> str:
+    """ffmpeg's first and last error lines, without memory addresses (reports stay reproducible)."""
+    text = re.sub(r" @ 0x[0-9a-f]+", "", (stderr or b"").decode(errors="replace"))
+    lines = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+    return " | ".join(lines[:1] + lines[1:][-last:])[:400] or "no error output"
+
+
+def downscale(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Long side at most max_side (area interpolation), for every decoder and image folders."""
+    height, width = scaled_size(*image.shape[:2], max_side)
+    if (height, width) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def check_complete(path, wanted: list[int], images: dict, detail: str = "") -> None:
     missing = [f for f in wanted if f not in images]
     if missing:
         raise MediaError(path, f"undecodable: frames {missing[:5]} could not be decoded "
-                               "(truncated file?)")
+                               f"(truncated file?){detail}")
 
 
 def count_video_frames(path: str | Path, report: FailureReport | None = None) -> int:
@@ -296,15 +402,15 @@ def read_image(path: Path, max_side: int, grey: bool) -> np.ndarray:
         raise MediaError(path, "undecodable image")
     if not grey:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    height, width = scaled_size(*image.shape[:2], max_side)
-    if (height, width) != image.shape[:2]:
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return image
+    return downscale(image, max_side)
 
 
 def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
-                 max_frames: int | None, report: FailureReport) -> list[dict]:
+                 max_frames: int | None, report: FailureReport, decoder: str = "pyav"
+                 ) -> list[dict]:
     """Cache rows of the sampled frames of one manifest row (every modality).
+
+    Videos are decoded by `decoder` (pyav | ffmpeg, see decode_video).
 
     Recoverable problems (gaps, unequal modality lengths, padding) are added to
     `report`; a MediaError means the video is unusable.
@@ -351,7 +457,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
                 cache[number] = read_image(listings[modality][number], max_side, grey)
             times = {number: number / frames_fps for number in cache}
         else:
-            cache, times, _ = decode_video(path, chosen, max_side, grey)
+            cache, times, _ = decode_video(path, chosen, max_side, grey, decoder)
         for position, (number, padded) in enumerate(zip(chosen, sample.padded)):
             rows.append(image_row(item["video_id"], modality, "static", position, cache[number],
                                   source_frames=[number], timestamps=[times[number]],
@@ -392,6 +498,9 @@ def run(args: argparse.Namespace) -> int:
     items = {r["video_id"]: r for r in manifest.to_dict("records")}
     members = shard_members(items, shard)
     report = FailureReport("extract")
+    decoder = settings.get("decoder", "pyav")
+    if decoder not in DECODERS:
+        raise SystemExit(f"extract.decoder is {decoder!r}: {' | '.join(DECODERS)}")
     usable = 0
     with ShardWriter(out, int(settings.get("row_group_rows", 16))) as writer:
         for video_id in tqdm(members, desc=f"extract {args.dataset} {args.shard}",
@@ -399,7 +508,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 rows = extract_item(items[video_id], root, settings["sampling"],
                                     int(settings["max_side"]), float(settings.get("frames_fps", 30)),
-                                    limits.get(video_id), report)
+                                    limits.get(video_id), report, decoder)
             except MediaError as error:
                 report.add(error.path, error.reason, "video skipped")
                 continue

@@ -9,7 +9,8 @@ import pytest
 
 from fas.cache import decode_pixels
 from fas.cli import main as fas_main
-from fas.extract import MediaError, decode_video, sample_frames, scaled_size
+from fas.config import load_params
+from fas.extract import MediaError, decode_video, sample_frames, scaled_size, select_expression
 from preprocess_media import (manifest_row, numbered_frame, read_number, write_frame_folder,
                               write_index, write_params, write_video)
 
@@ -37,11 +38,15 @@ def test_scaled_size_keeps_aspect_and_never_upscales():
     assert scaled_size(48, 80, 640) == (48, 80)
 
 
+DECODERS = ["pyav", "ffmpeg"]
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("gop, open_gop", [(1, False), (10, False), (50, False), (10, True)])
-def test_decoded_frames_are_exactly_the_requested_ones(tmp_path, gop, open_gop):
+def test_decoded_frames_are_exactly_the_requested_ones(tmp_path, gop, open_gop, decoder):
     path = write_video(tmp_path / "numbered.mp4", 60, gop=gop, open_gop=open_gop)
     wanted = [0, 1, 9, 10, 11, 33, 34, 59, 25]
-    images, times, n_frames = decode_video(path, wanted, max_side=640)
+    images, times, n_frames = decode_video(path, wanted, max_side=640, decoder=decoder)
     assert n_frames == 60
     assert sorted(images) == sorted(wanted)
     for number, image in images.items():
@@ -50,27 +55,30 @@ def test_decoded_frames_are_exactly_the_requested_ones(tmp_path, gop, open_gop):
         assert times[number] == pytest.approx(number / 25)
 
 
-def test_downscaled_grey_decoding(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_downscaled_grey_decoding(tmp_path, decoder):
     path = write_video(tmp_path / "big.mp4", 12, height=96, width=160)
-    images, _, _ = decode_video(path, [7], max_side=80, grey=True)
+    images, _, _ = decode_video(path, [7], max_side=80, grey=True, decoder=decoder)
     assert images[7].shape == (48, 80)
     assert read_number(images[7]) == 7
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("content, reason", [(b"", "zero-byte"), (b"not a video" * 100, "cannot open")])
-def test_bad_files_raise_a_named_reason(tmp_path, content, reason):
+def test_bad_files_raise_a_named_reason(tmp_path, content, reason, decoder):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
     with pytest.raises(MediaError, match=reason) as error:
-        decode_video(path, [0], 640)
+        decode_video(path, [0], 640, decoder=decoder)
     assert error.value.path == str(path)
 
 
-def test_unsupported_codec_is_named(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_unsupported_codec_is_named(tmp_path, decoder):
     path = write_video(tmp_path / "v.mkv", 5, codec="ffv1")
     path.write_bytes(path.read_bytes().replace(b"V_FFV1", b"V_QQQ1"))
     with pytest.raises(MediaError, match="unsupported codec"):
-        decode_video(path, [0], 640)
+        decode_video(path, [0], 640, decoder=decoder)
 
 
 def _dataset(tmp_path):
@@ -178,7 +186,8 @@ def test_benchmark_runner_discovers_the_bench_modules():
     assert all(callable(importlib.import_module(f"bench.{n}").main) for n in names)
 
 
-def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypatch):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypatch, decoder):
     import fas.extract as extract
 
     real = extract.index_video
@@ -190,17 +199,92 @@ def test_videos_without_packet_timestamps_decode_sequentially(tmp_path, monkeypa
 
     monkeypatch.setattr(extract, "index_video", untimed)
     path = write_video(tmp_path / "v.mp4", 30, gop=7)
-    images, times, n_frames = extract.decode_video(path, [3, 29, 12, 40], 640)
+    images, times, n_frames = extract.decode_video(path, [3, 29, 12, 40], 640, decoder=decoder)
     assert n_frames == 30 and sorted(images) == [3, 12, 29]
     assert all(read_number(image) == number for number, image in images.items())
     assert times[12] == pytest.approx(12 / 25)
 
 
-def test_variable_frame_rate_numbers_and_timestamps(tmp_path):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_avi_with_b_frames_is_numbered_in_display_order(tmp_path, decoder):
+    path = write_video(tmp_path / "v.avi", 30, gop=7)  # AVI packets: pts guessed in decode order
+    wanted = [0, 1, 2, 3, 4, 13, 29]
+    images, times, n_frames = decode_video(path, wanted, 640, decoder=decoder)
+    assert n_frames == 30
+    assert [read_number(images[f]) for f in wanted] == wanted
+    assert [times[f] for f in wanted] == pytest.approx([f / 25 for f in wanted])
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_variable_frame_rate_numbers_and_timestamps(tmp_path, decoder):
     times = np.cumsum([0] + [90 if i % 3 == 0 else 40 for i in range(1, 30)])  # milliseconds
     path = write_video(tmp_path / "vfr.mp4", 30, frame_times_ms=list(times))
     wanted = [0, 5, 6, 7, 20, 29]
-    images, seconds, n_frames = decode_video(path, wanted, 640)
+    images, seconds, n_frames = decode_video(path, wanted, 640, decoder=decoder)
     assert n_frames == 30
     assert [read_number(images[f]) for f in wanted] == wanted
     assert [seconds[f] for f in wanted] == pytest.approx([times[f] / 1000 for f in wanted])
+
+
+def test_both_decoders_write_identical_shards_and_failure_reports(tmp_path, monkeypatch):
+    import fas.extract as extract
+
+    root, index, params = _dataset(tmp_path)  # B-frames, a cut file, bad files, a pair
+    processes = []
+    real = extract.decode_ffmpeg
+    monkeypatch.setattr(extract, "decode_ffmpeg", lambda *a: processes.append(a[0]) or real(*a))
+    shards, reports = {}, {}
+    for decoder in DECODERS:
+        params_d = write_params(tmp_path / f"params-{decoder}.yaml",
+                                extract={**load_params(params)["extract"], "decoder": decoder})
+        out = tmp_path / f"{decoder}.parquet"
+        assert _extract(root, index, params_d, out) == 0
+        shards[decoder] = out.read_bytes()
+        entries = json.loads(Path(f"{out}.failures.json").read_text())["entries"]
+        reports[decoder] = sorted((e["path"], e["reason"], e["action"]) for e in entries)
+    assert shards["pyav"] == shards["ffmpeg"]  # same frames, pixels, timestamps, flags
+    assert reports["pyav"] == reports["ffmpeg"]
+    assert len(processes) == 6  # a, b, c, cut and pair's two: one ffmpeg per video and modality
+    assert len(pq.read_table(tmp_path / "ffmpeg.parquet")) == 6 * 8 + 16  # and f1: 2 x 8
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_decoders_give_identical_pixels_of_a_downscaled_420_video(tmp_path, grey):
+    path = write_video(tmp_path / "v.mp4", 40, gop=12, height=96, width=160, codec="mpeg4")
+    wanted = [0, 5, 13, 14, 15, 39]
+    ours = decode_video(path, wanted, 100, grey, "pyav")
+    theirs = decode_video(path, wanted, 100, grey, "ffmpeg")
+    assert ours[1] == theirs[1] and ours[2] == theirs[2] == 40
+    for number in wanted:
+        assert ours[0][number].shape == (60, 100) + (() if grey else (3,))
+        assert np.array_equal(ours[0][number], theirs[0][number])
+        assert theirs[0][number].flags.writeable
+
+
+def test_decoders_agree_on_a_truncated_file(tmp_path):
+    path = write_video(tmp_path / "cut.mp4", 40, gop=10, faststart=True)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    ours = decode_video(path, list(range(40)), 640, decoder="pyav")
+    theirs = decode_video(path, list(range(40)), 640, decoder="ffmpeg")
+    assert 10 < ours[2] == theirs[2] < 40 and sorted(ours[0]) == list(range(ours[2]))
+    assert ours[1] == theirs[1]
+    for number, image in ours[0].items():
+        assert read_number(image) == number and np.array_equal(image, theirs[0][number])
+
+
+def test_ffmpeg_stderr_goes_into_the_reason_of_an_undecodable_video(tmp_path):
+    path = write_video(tmp_path / "v.mp4", 30, gop=30, faststart=True)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"mdat") + 4
+    data[start:] = bytes(len(data) - start)  # packets intact, bitstream zeroed
+    path.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match="undecodable") as error:
+        decode_video(path, [0, 29], 640, decoder="ffmpeg")
+    assert "ffmpeg failed: [h264] Invalid NAL unit size" in error.value.reason
+    assert " @ 0x" not in error.value.reason  # no memory addresses: reports are reproducible
+
+
+def test_select_expression_and_unknown_decoder(tmp_path):
+    assert select_expression([0, 1, 2, 7, 9, 10]) == "between(n,0,2)+eq(n,7)+between(n,9,10)"
+    with pytest.raises(ValueError, match="pyav | ffmpeg"):
+        decode_video(write_video(tmp_path / "v.mp4", 3), [0], 640, decoder="opencv")
