@@ -1,0 +1,94 @@
+"""Peak memory of every stage at tiny and demo scale: bounded, and not growing with the videos.
+
+Each stage runs as its own `fas` process, as the orchestrators run it, on a
+video dataset (Replay-Attack) and a frame-folder dataset (CeFA); its peak
+resident memory comes from `os.wait4`. The baseline is the same stage at tiny
+scale, measured in the same run: the ratio demo/tiny should stay near 1 while
+the number of videos grows several times.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fas.config import REPO_ROOT, load_params
+
+LIMIT_MB = 4096
+EXPERIMENTS = {"replay": "replay.grandtest.f1.motion.full.s0", "cefa": "cefa.p1.f1.sdnet.full.s0"}
+
+
+def _peak(command: list[str], folder: Path) -> tuple[float, float]:
+    """(peak resident MB, seconds) of one `fas` process."""
+    env = {**os.environ, "FAS_TRACKING": "0", "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+           f"{os.environ['PATH']}"}
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "fas.cli", *command], cwd=folder, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"fas {' '.join(command)} failed in {folder}")
+    return usage.ru_maxrss / 1024, time.perf_counter() - start
+
+
+def _stages(dataset: str, folder: Path) -> list[tuple[str, list[str]]]:
+    root, index = f"data/synthetic/{dataset}", f"data/index/{dataset}"
+    frames = f"data/frames/{dataset}/shard-0-of-1.parquet"
+    static = f"data/cache/{dataset}/static-0-of-1.parquet"
+    return [
+        ("synth", ["synth", dataset, "--out", root, "--scale", "SCALE", "--seed", "0"]),
+        ("index", ["index", dataset, "--root", root, "--out", index]),
+        ("extract", ["extract", dataset, "--index", index, "--root", root, "--shard", "0/1",
+                     "--out", frames]),
+        ("align", ["align", dataset, "--frames", frames, "--index", index, "--root", root,
+                   "--out", static]),
+        ("dynamic", ["dynamic", dataset, "--static", static,
+                     "--out", f"data/cache/{dataset}/dynamic-0-of-1.parquet"]),
+        ("train", ["train", "--experiment", EXPERIMENTS[dataset]]),
+        ("evaluate", ["evaluate", "--experiment", EXPERIMENTS[dataset]]),
+    ]
+
+
+def measure(scale: str) -> dict[tuple[str, str], tuple[float, float]]:
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        params = load_params(REPO_ROOT / "params.yaml")
+        params["synth"]["scale"] = scale
+        params["shards"] = {name: 1 for name in params["shards"]}
+        (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        for dataset in EXPERIMENTS:
+            for stage, command in _stages(dataset, folder):
+                command = [scale if part == "SCALE" else part for part in command]
+                figures[dataset, stage] = _peak(command, folder)
+            figures[dataset, "videos"] = (
+                len(pd.read_parquet(folder / f"data/index/{dataset}/manifest.parquet")), 0.0)
+    return figures
+
+
+def main() -> None:
+    tiny, demo = measure("tiny"), measure("demo")
+    print(f"{'dataset':8} {'stage':9} {'tiny MB':>8} {'demo MB':>8} {'demo/tiny':>9} {'demo s':>7}")
+    worst = 0.0
+    for dataset in EXPERIMENTS:
+        videos = int(tiny[dataset, "videos"][0]), int(demo[dataset, "videos"][0])
+        for stage in [s for s, _ in _stages(dataset, Path("."))]:
+            (small, _), (large, seconds) = tiny[dataset, stage], demo[dataset, stage]
+            worst = max(worst, large)
+            print(f"{dataset:8} {stage:9} {small:8.0f} {large:8.0f} {large / small:9.2f} "
+                  f"{seconds:7.1f}")
+        print(f"{dataset:8} videos: tiny {videos[0]}, demo {videos[1]} "
+              f"(x{videos[1] / videos[0]:.1f})")
+    print(f"memory: worst stage peak {worst:.0f} MB (limit {LIMIT_MB} MB): "
+          f"{'within' if worst < LIMIT_MB else 'OVER'} the limit")
+
+
+if __name__ == "__main__":
+    main()
