@@ -58,3 +58,24 @@ def test_snakemake_runs_the_same_commands_as_dvc():
     dvc_cmds = {stage["cmd"] for stage in dvc.values()}
     assert snakemake_cmds == dvc_cmds
     assert len(dvc_cmds) == len(dvc)  # one command per job, none repeated
+
+
+def _snakemake(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_slurm_profile_dry_run_succeeds():
+    done = _snakemake("-n", "--profile", "workflow/profiles/slurm")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_workflow_is_lint_clean_and_snakefmt_formatted():
+    lint = _snakemake("--lint")
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "workflow", "Snakefile"],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr[-2000:]
