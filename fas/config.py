@@ -25,6 +25,11 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """A params.yaml section as command-line defaults; empty outside a project folder."""
+    return load_params().get(section) or {} if DEFAULT_PARAMS.is_file() else {}
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A copy of `base` with `override` merged in, recursively for dicts."""
     merged = copy.deepcopy(base)

@@ -9,6 +9,7 @@ from pathlib import Path
 from fas.datasets import ADAPTERS
 from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, write_parquet
 from fas.datasets.cross import build_cross
+from fas.config import section_defaults
 from fas.io import FailureReport
 
 
@@ -18,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True,
                         help="dataset root (for `cross`: the folder holding the datasets' index folders)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--strict", action="store_true", help="exit non-zero when anything was skipped")
+    parser.add_argument("--strict", action=argparse.BooleanOptionalAction,
+                        default=bool(section_defaults("index").get("strict", False)),
+                        help="exit non-zero when anything was skipped (default: params index.strict)")
 
 
 def index_dataset(dataset: str, root: Path) -> tuple[list[dict], list[dict], FailureReport]:

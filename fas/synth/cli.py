@@ -7,14 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from fas.config import load_params
+from fas.config import section_defaults
 from fas.synth import DATASETS
 from fas.synth.generate import generate
 from fas.synth.spec import SCALES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = load_params().get("synth", {})
+    defaults = section_defaults("synth")
     parser.add_argument("dataset", choices=[*DATASETS, "all"])
     parser.add_argument("--out", required=True,
                         help="dataset root (for `all`: the parent, each dataset goes to OUT/<dataset>)")
