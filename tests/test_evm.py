@@ -12,13 +12,7 @@ from fas.models.evm import collapse, laplacian_pyramid, magnify, temporal_bandpa
 FPS = 30.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sinusoid(hz: float, n: int = 60) -> torch.Tensor:

@@ -21,13 +21,7 @@ from test_train_cache import write_tiny_cache
 SDNET_ID = "toy.p1.f1.sdnet.full.s0"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_params(tmp_path, epochs=3, **sdnet):
