@@ -105,6 +105,13 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _orchestrator() -> str:
+    """Who ran this job: Snakemake sets FAS_ORCHESTRATOR (workflow/rules/common.smk), DVC sets DVC_STAGE."""
+    if "FAS_ORCHESTRATOR" in os.environ:
+        return os.environ["FAS_ORCHESTRATOR"]
+    return "dvc" if "DVC_STAGE" in os.environ else "cli"
+
+
 def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
     """Nested dict to MLflow params: `a.b.c` keys, string values."""
     flat: dict[str, str] = {}
@@ -231,7 +238,7 @@ def start_run(experiment, params: dict, stage: str = "train",
         "fold": experiment.fold, "method": experiment.method, "variant": experiment.variant,
         "seed": experiment.seed, "experiment": experiment.id, "git_commit": git_commit(),
         "code_version": code_version(), "preset": params["preset"],
-        "orchestrator": orchestrator or os.environ.get("FAS_ORCHESTRATOR", "cli"),
+        "orchestrator": orchestrator or _orchestrator(),
     }
     if runs:
         run_id = runs[0].info.run_id

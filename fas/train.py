@@ -98,10 +98,14 @@ def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
 
 
 class RoundRobin(IterableDataset):
-    """Samples of several source datasets interleaved one by one (cross-dataset training)."""
+    """Samples of several source datasets interleaved one by one (cross-dataset training).
 
-    def __init__(self, parts: list[IterableDataset]):
-        self.parts = parts
+    Sources may be cropped at different sizes (params `align.crop_size`), so every
+    image is resized to `size` here, before samples of different sources share a batch.
+    """
+
+    def __init__(self, parts: list[IterableDataset], size: int):
+        self.parts, self.size = parts, size
 
     def set_epoch(self, epoch: int) -> None:
         for part in self.parts:
@@ -112,9 +116,26 @@ class RoundRobin(IterableDataset):
         while iterators:
             for it in list(iterators):
                 try:
-                    yield next(it)
+                    yield resized_sample(next(it), self.size)
                 except StopIteration:
                     iterators.remove(it)
+
+
+def resized_sample(sample: dict, size: int) -> dict:
+    """A sample whose uint8 images ([..., C, H, W], alone or in a per-modality dict) are size x size."""
+
+    def fit(value):
+        if isinstance(value, dict):
+            return {key: fit(item) for key, item in value.items()}
+        if (not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.dim() < 3
+                or tuple(value.shape[-2:]) == (size, size)):
+            return value
+        flat = value.reshape(-1, *value.shape[-3:]).float()
+        out = F.interpolate(flat, size=(size, size), mode="bilinear", antialias=True,
+                            align_corners=False)
+        return out.round().clamp(0, 255).to(torch.uint8).reshape(*value.shape[:-2], size, size)
+
+    return {key: fit(value) for key, value in sample.items()}
 
 
 def open_samples(method: str, config: dict, cache_root: Path, split: Split,
@@ -147,7 +168,7 @@ def open_samples(method: str, config: dict, cache_root: Path, split: Split,
             if note not in notes:
                 notes.append(note)
                 print(f"fas train: {note}", file=sys.stderr)
-    return parts[0] if len(parts) == 1 else RoundRobin(parts)
+    return parts[0] if len(parts) == 1 else RoundRobin(parts, int(config["input_size"]))
 
 
 # ---------------------------------------------------------------------------

@@ -162,6 +162,7 @@ def test_every_experiment_is_in_mlflow(snakemake_project):
     for child in children.values():
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.tags["orchestrator"] == "snakemake"
         assert "train/loss" in child.data.metrics and "test/acer" in child.data.metrics
 
 

@@ -291,3 +291,25 @@ def test_videos_missing_from_the_cache_are_left_out_and_noted(toy):
     notes = json.loads((folder / "receipt.json").read_text())["notes"]
     assert len(notes) == 1 and "train: 1 of 9 video(s) not in the cache" in notes[0] and "ghost_v" in notes[0]
     assert "ghost_v" not in set(pd.read_parquet(folder / "scores.parquet")["video_id"])
+
+
+def test_cross_dataset_sources_cropped_at_different_sizes_share_a_batch():
+    from torch.utils.data import DataLoader
+
+    from fas.train import RoundRobin
+
+    class Source(torch.utils.data.IterableDataset):
+        def __init__(self, crop):
+            self.crop = crop
+
+        def set_epoch(self, epoch):
+            pass
+
+        def __iter__(self):
+            for index in range(2):
+                yield {"video_id": f"v{self.crop}", "index": index, "is_live": True,
+                       "frames": torch.full((4, 3, self.crop, self.crop), 200, dtype=torch.uint8)}
+
+    batch = next(iter(DataLoader(RoundRobin([Source(224), Source(112)], 32), batch_size=4)))
+    assert batch["frames"].shape == (4, 4, 3, 32, 32)
+    assert batch["frames"].dtype == torch.uint8 and (batch["frames"] == 200).all()

@@ -6,6 +6,9 @@ from pathlib import Path
 from fas import dag
 from fas.grid import Experiment, expand
 
+# fas.tracking tags each MLflow run with the orchestrator that ran it.
+shell.prefix("export FAS_ORCHESTRATOR=snakemake; ")
+
 EXPERIMENTS = expand(config)
 JOBS = {out: job for job in dag.jobs(config) for out in job.outs}
 DATASETS = sorted({*dag.needed_datasets(config), *(e.dataset for e in EXPERIMENTS)})
