@@ -28,7 +28,7 @@ import pandas as pd
 
 from fas.cache import (MediaError, ShardWriter, add_shard_arguments, consecutive_runs,
                        finish_stage, image_row, iter_video_rows, parse_shard, read_meta)
-from fas.config import load_params
+from fas.config import cache_shard, frames_shard, load_params
 from fas.io import FailureReport
 
 # dlib's canonical 5-point face, unit square (get_face_chip_details in
@@ -248,8 +248,8 @@ def run(args: argparse.Namespace) -> int:
     settings = params["align"]
     shard = parse_shard(args.shard)
     name = f"{shard[0]}-of-{shard[1]}"
-    frames_path = args.frames or Path("data/frames") / args.dataset / f"shard-{name}.parquet"
-    out = args.out or Path("data/cache") / args.dataset / f"static-{name}.parquet"
+    frames_path = args.frames or frames_shard(args.dataset, name)
+    out = args.out or cache_shard(args.dataset, "static", name)
     index_dir = args.index or Path("data/index") / args.dataset
     root = args.root or Path(params["datasets"][args.dataset]["root"])
     backend = settings.get("backend", {}).get(args.dataset, "detector")

@@ -25,6 +25,16 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
+def frames_shard(dataset: str, shard: str) -> Path:
+    """Temporary sampled frames of one shard (`shard` is `<i>-of-<n>`)."""
+    return Path("data/frames") / dataset / f"shard-{shard}.parquet"
+
+
+def cache_shard(dataset: str, kind: str, shard: str) -> Path:
+    """Cache shard of aligned frames (`static`) or dynamic images (`dynamic`)."""
+    return Path("data/cache") / dataset / f"{kind}-{shard}.parquet"
+
+
 def section_defaults(section: str) -> dict[str, Any]:
     """A params.yaml section as command-line defaults; empty outside a project folder."""
     return load_params().get(section) or {} if DEFAULT_PARAMS.is_file() else {}

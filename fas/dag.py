@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from fas.config import REPO_ROOT, is_synthetic_root, load_params
+from fas.config import REPO_ROOT, cache_shard, frames_shard, is_synthetic_root, load_params
 from fas.grid import Experiment, expand
 from fas.io import atomic_path
 
@@ -80,7 +80,7 @@ def index_outputs(dataset: str) -> list[str]:
 
 
 def cache_outputs(params: dict, dataset: str) -> list[str]:
-    return [f"data/cache/{dataset}/{kind}-{shard}.parquet"
+    return [cache_shard(dataset, kind, shard).as_posix()
             for kind in ("static", "dynamic") for shard in shard_names(params, dataset)]
 
 
@@ -155,9 +155,9 @@ def jobs(params: dict) -> list[Job]:
                           _fas("index", dataset, "--root", root, "--out", index_dir(dataset)),
                           index_deps, index_outputs(dataset), STAGE_PARAMS["index"]))
         for shard in shard_names(params, dataset):
-            frames = f"data/frames/{dataset}/shard-{shard}.parquet"
-            static = f"data/cache/{dataset}/static-{shard}.parquet"
-            dynamic = f"data/cache/{dataset}/dynamic-{shard}.parquet"
+            frames = frames_shard(dataset, shard).as_posix()
+            static = cache_shard(dataset, "static", shard).as_posix()
+            dynamic = cache_shard(dataset, "dynamic", shard).as_posix()
             spec = shard.replace("-of-", "/")
             result.append(Job("extract", f"{dataset}.{shard}", _fas(
                 "extract", dataset, "--index", index_dir(dataset), "--root", root,

@@ -20,7 +20,7 @@ import numpy as np
 
 from fas.cache import (ShardWriter, add_shard_arguments, consecutive_runs, finish_stage,
                        image_row, iter_video_rows, parse_shard, read_meta)
-from fas.config import load_params
+from fas.config import cache_shard, load_params
 from fas.io import FailureReport
 
 
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
     settings = params["dynamic"]
     shard = parse_shard(args.shard)
     name = f"{shard[0]}-of-{shard[1]}"
-    static = args.static or Path("data/cache") / args.dataset / f"static-{name}.parquet"
-    out = args.out or Path("data/cache") / args.dataset / f"dynamic-{name}.parquet"
+    static = args.static or cache_shard(args.dataset, "static", name)
+    out = args.out or cache_shard(args.dataset, "dynamic", name)
     window, stride = int(settings["window"]), int(settings["stride"])
     report = FailureReport("dynamic")
     usable = total = 0

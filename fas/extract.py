@@ -35,7 +35,7 @@ import pandas as pd
 
 from fas.cache import (MediaError, ShardWriter, add_shard_arguments, finish_stage, image_row,
                        parse_shard, shard_members)
-from fas.config import load_params
+from fas.config import frames_shard, load_params
 from fas.io import FailureReport
 
 MODALITIES = ("color", "depth", "ir")
@@ -488,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     index_dir = args.index or Path("data/index") / args.dataset
     root = args.root or Path(params["datasets"][args.dataset]["root"])
-    out = args.out or Path("data/frames") / args.dataset / f"shard-{shard[0]}-of-{shard[1]}.parquet"
+    out = args.out or frames_shard(args.dataset, f"{shard[0]}-of-{shard[1]}")
     settings = params["extract"]
     manifest = pd.read_parquet(index_dir / "manifest.parquet")
     protocols_path = index_dir / "protocols.parquet"
