@@ -12,16 +12,15 @@ to uint8 for storage. Every modality is pooled on its own.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fas.cache import (ShardWriter, add_shard_arguments, consecutive_runs, finish_stage,
-                       image_row, iter_video_rows, parse_shard, read_meta)
-from fas.config import cache_shard, load_params
-from fas.io import FailureReport
+from fas import shard_stage
+from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
+from fas.paths import cache_shard
+from fas.shard_stage import MediaError, ShardJob
 
 
 def rank_pool_coefficients(length: int) -> np.ndarray:
@@ -110,33 +109,24 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shard_arguments(parser, "data/cache/<dataset>/dynamic-<i>-of-<n>.parquet")
+    shard_stage.add_arguments(parser, cache_shard("<dataset>", "dynamic", "<i>-of-<n>").as_posix())
     parser.add_argument("--static", type=Path, default=None,
-                        help="aligned static shard (data/cache/<dataset>/static-<i>-of-<n>.parquet)")
+                        help="aligned static shard "
+                             f"({cache_shard('<dataset>', 'static', '<i>-of-<n>').as_posix()})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    params = load_params(args.params)
-    settings = params["dynamic"]
-    shard = parse_shard(args.shard)
-    name = f"{shard[0]}-of-{shard[1]}"
-    static = args.static or cache_shard(args.dataset, "static", name)
-    out = args.out or cache_shard(args.dataset, "dynamic", name)
-    window, stride = int(settings["window"]), int(settings["stride"])
-    report = FailureReport("dynamic")
-    usable = total = 0
+    job = ShardJob.from_args("dynamic", args)
+    static = args.static or cache_shard(job.dataset, "static", job.shard)
+    out = args.out or cache_shard(job.dataset, "dynamic", job.shard)
+    window, stride = int(job.settings["window"]), int(job.settings["stride"])
     n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))
-    with ShardWriter(out, int(settings.get("row_group_rows", 256))) as writer:
-        for video_id, rows in tqdm(iter_video_rows(static), total=n_videos, file=sys.stderr,
-                                   desc=f"dynamic {args.dataset} {args.shard}", unit="video"):
-            total += 1
-            dynamic_rows = video_dynamic_rows(video_id, rows, window, stride)
-            if not dynamic_rows:
-                report.add(video_id, f"no run of at least 2 consecutive sampled frames "
-                           f"(window {window}): no dynamic image", "video skipped")
-                continue
-            writer.write(sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"])))
-            usable += 1
-    return finish_stage(report, out, usable, total, args.strict)
+
+    def pool(video_id: str, rows: list[dict]) -> list[dict]:
+        dynamic_rows = video_dynamic_rows(video_id, rows, window, stride)
+        if not dynamic_rows:
+            raise MediaError(video_id, f"no run of at least 2 consecutive sampled frames "
+                             f"(window {window}): no dynamic image")
+        return sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"]))
+
+    return job.run(out, iter_video_rows(static), n_videos, pool)

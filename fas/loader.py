@@ -42,7 +42,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fas.cache import consecutive_runs, decode_pixels, read_meta, row_group_starts, shard_paths
+from fas.cache import consecutive_runs, decode_pixels, read_meta, row_group_starts
+from fas.paths import shard_files
 
 DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
 
@@ -103,7 +104,7 @@ class _CacheSamples(IterableDataset):
         self.cache_dir = Path(cache_dir)
         self.shuffle, self.seed, self.buffer_size = shuffle, int(seed), int(buffer_size)
         self.epoch = 0
-        self.readers = {kind: _RowReader(shard_paths(self.cache_dir, kind)) for kind in self.kinds}
+        self.readers = {kind: _RowReader(shard_files(self.cache_dir, kind)) for kind in self.kinds}
         for kind in self.kinds:
             if not self.readers[kind].paths:
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "

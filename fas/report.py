@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fas import grid, metrics
+from fas import grid, metrics, paths, tracking
 from fas.config import load_params
-from fas.evaluate import load_scores, read_receipt, settings_from, tracker
+from fas.evaluate import load_scores, read_receipt
 from fas.io import FailureReport, atomic_path, write_json
 
 REFERENCE_NUMBERS = Path(__file__).parent / "data" / "reference_numbers.yaml"
@@ -335,7 +335,7 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
     for experiment in experiments:
         train_dir = Path(train_root) / experiment.path
         folder = out / experiment.path
-        paths = []
+        files = []
         scores_path = train_dir / "scores.parquet"
         if scores_path.exists():
             try:
@@ -343,9 +343,9 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
                 test = table[table["split"] == "test"]
                 curve = {"test": (test["is_live"].to_numpy(bool), test["score"].to_numpy(float))}
                 threshold = results.payloads.get(experiment, {}).get("threshold")
-                paths.append(plots.roc(curve, experiment.id, folder / "roc.png"))
-                paths.append(plots.det(curve, experiment.id, folder / "det.png"))
-                paths.append(plots.score_histogram(test, f"{experiment.id} (test)", folder / "hist.png",
+                files.append(plots.roc(curve, experiment.id, folder / "roc.png"))
+                files.append(plots.det(curve, experiment.id, folder / "det.png"))
+                files.append(plots.score_histogram(test, f"{experiment.id} (test)", folder / "hist.png",
                                                    threshold))
                 group = f"{experiment.dataset}.{experiment.protocol}.{experiment.method}.{experiment.variant}"
                 groups[group][f"f{experiment.fold} s{experiment.seed}"] = curve["test"]
@@ -355,11 +355,11 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
         if history_path.exists():
             try:
                 history = pd.read_csv(history_path)
-                paths.append(plots.training_curves(history, experiment.id, folder / "curves.png"))
+                files.append(plots.training_curves(history, experiment.id, folder / "curves.png"))
             except (ValueError, KeyError, pd.errors.ParserError) as error:
                 failures.add(history_path, f"unreadable training history ({error})", "plot skipped")
-        if paths:
-            written[experiment.id] = paths
+        if files:
+            written[experiment.id] = files
     for group, curves in sorted(groups.items()):
         if len(curves) > 1:
             written[group] = [plots.roc(curves, group, out / "groups" / f"{group}.roc.png"),
@@ -369,10 +369,7 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
 
 def log_plots(written: dict, train_root: Path) -> None:
     """Attach each experiment's plots to its MLflow training run where a run id is known."""
-    tracking = tracker()
-    if tracking is None:
-        return
-    for experiment_id, paths in written.items():
+    for experiment_id, files in written.items():
         try:
             experiment = grid.Experiment.parse(experiment_id)
         except ValueError:  # a protocol group, not one run
@@ -380,7 +377,7 @@ def log_plots(written: dict, train_root: Path) -> None:
         run_id = read_receipt(Path(train_root) / experiment.path).get("run_id")
         if run_id:
             with tracking.resume_run(run_id) as run:
-                for path in paths:
+                for path in files:
                     run.log_artifact(str(path))
 
 
@@ -401,8 +398,8 @@ def write_index(out: Path, tables: dict, written: dict, experiments, results,
     if absent:
         lines.append(f"- not produced (no row of the table is in the grid): {', '.join(absent)}")
     lines += ["", "## Plots", ""]
-    for key, paths in written.items():
-        lines.append(f"- {key}: " + ", ".join(link(p) for p in paths))
+    for key, files in written.items():
+        lines.append(f"- {key}: " + ", ".join(link(p) for p in files))
     missing = [e.id for e in experiments if e not in results.payloads]
     lines += ["", f"## Missing metrics ({len(missing)} of {len(experiments)} grid experiments)", ""]
     lines += [f"- {experiment_id}" for experiment_id in missing]
@@ -414,15 +411,15 @@ def write_index(out: Path, tables: dict, written: dict, experiments, results,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
-    parser.add_argument("--eval-root", type=Path, default=Path("results/eval"))
-    parser.add_argument("--train-root", type=Path, default=Path("results/train"))
-    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--eval-root", type=Path, default=paths.EVAL_ROOT)
+    parser.add_argument("--train-root", type=Path, default=paths.TRAIN_ROOT)
+    parser.add_argument("--out", type=Path, default=paths.RESULTS_ROOT)
     parser.add_argument("--no-plots", action="store_true", help="tables and index only")
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    table_apcer = settings_from(params)["table_apcer"]
+    table_apcer = params["evaluate"]["table_apcer"]
     experiments = grid.expand(params)
     failures = FailureReport("report")
     results = Results(experiments, args.eval_root, failures)

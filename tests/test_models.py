@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from fas.config import load_params, method_config
-from fas.models import build_model
+from fas.training.methods import METHODS
 from fas.models.motion import MotionNet, vgg16_features
 from fas.models.sdnet import STAGES, ResNetTrunk, SDNet
 
@@ -89,7 +89,7 @@ def test_trunk_forward_matches_torchvision_with_the_same_weights(resnet18):
 def test_sdnet_variant_forward_backward(variant):
     config = tiny("sdnet", variant)
     torch.manual_seed(0)
-    model = build_model("sdnet", config)
+    model = METHODS["sdnet"].build_model(config)
     images = {m: torch.randn(2, 3, 16, 16) for m in config["modalities"]}
     logits = model(images, images)
     branches = [b for b in ("static", "dynamic", "static_dynamic") if b in config["branches"]]
@@ -127,7 +127,7 @@ def test_motion_variant_forward_backward(variant):
     config = tiny("motion", variant)
     config["aux_frame_loss"] = 0.5
     torch.manual_seed(0)
-    model = build_model("motion", config)
+    model = METHODS["motion"].build_model(config)
     logits = model(torch.rand(2, 4, 3, 32, 32))
     assert logits["clip"].shape == (2,) and logits["frames"].shape == (2, 4)
     loss = model.loss(logits, torch.tensor([True, False]))
@@ -154,14 +154,14 @@ def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="temporal must be"):
         MotionNet(4, 8, temporal="gru")
     with pytest.raises(ValueError, match="input_size must be at least 32"):
-        build_model("motion", {**tiny("motion", "full"), "input_size": 16})
+        METHODS["motion"].build_model({**tiny("motion", "full"), "input_size": 16})
 
 
 def test_pretrained_resnet18_file_loads_into_every_trunk(tmp_path, resnet18):
     path = tmp_path / "resnet18.pth"
     torch.save(resnet18.state_dict(), path)
     config = {**method_config(PARAMS, "sdnet", "static_only"), "width": 64}
-    model = build_model("sdnet", config, {"resnet18": str(path)}, modalities=["color"])
+    model = METHODS["sdnet"].build_model(config, {"resnet18": str(path)}, modalities=["color"])
     torch.testing.assert_close(model.nets["color"].trunks["static"].conv1.weight, resnet18.conv1.weight)
     torch.testing.assert_close(model.shared.layer4[1].conv2.weight, resnet18.layer4[1].conv2.weight)
 
@@ -170,19 +170,19 @@ def test_pretrained_file_errors_name_the_parameter_and_the_file(tmp_path, resnet
     config = {**method_config(PARAMS, "sdnet", "static_only"), "width": 8}
     missing = tmp_path / "nope.pth"
     with pytest.raises(FileNotFoundError, match=r"pretrained.resnet18: .*nope.pth does not exist"):
-        build_model("sdnet", config, {"resnet18": str(missing)}, modalities=["color"])
+        METHODS["sdnet"].build_model(config, {"resnet18": str(missing)}, modalities=["color"])
     path = tmp_path / "resnet18.pth"
     torch.save(resnet18.state_dict(), path)
     with pytest.raises(ValueError, match="shape mismatch .* need width 64"):
-        build_model("sdnet", config, {"resnet18": str(path)}, modalities=["color"])
+        METHODS["sdnet"].build_model(config, {"resnet18": str(path)}, modalities=["color"])
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth is not a readable torch state dict"):
-        build_model("sdnet", config, {"resnet18": str(garbage)}, modalities=["color"])
+        METHODS["sdnet"].build_model(config, {"resnet18": str(garbage)}, modalities=["color"])
     vgg = tmp_path / "vgg.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, vgg)
     with pytest.raises(ValueError, match="pretrained.vgg_face: .*vgg.pth does not match the model"):
-        build_model("motion", tiny("motion", "full"), {"vgg_face": str(vgg)})
+        METHODS["motion"].build_model(tiny("motion", "full"), {"vgg_face": str(vgg)})
 
 
 def test_pretrained_vgg_face_file_loads_into_the_conv_trunk(tmp_path, vgg16_features_reference):
@@ -190,5 +190,5 @@ def test_pretrained_vgg_face_file_loads_into_the_conv_trunk(tmp_path, vgg16_feat
     path = tmp_path / "vgg_face.pth"
     torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
     config = {**tiny("motion", "full"), "vgg_width": 64}
-    model = build_model("motion", config, {"vgg_face": str(path)})
+    model = METHODS["motion"].build_model(config, {"vgg_face": str(path)})
     torch.testing.assert_close(model.features[28].weight, reference[28].weight)

@@ -5,16 +5,11 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
-import types
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-import fas
 from fas import report
 from fas.cli import main
 from fas.config import load_params
@@ -231,25 +226,8 @@ def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
     assert rows["CASIA-SURF"][0] == "missing"  # no TPR@FPR in this payload
 
 
-def test_plots_are_logged_to_training_runs(tmp_path, monkeypatch):
-    logged = []
-
-    class Run:
-        def log_artifact(self, path):
-            logged.append((run_id_seen[-1], Path(path).name))
-
-    run_id_seen = []
-
-    @contextmanager
-    def resume_run(run_id):
-        run_id_seen.append(run_id)
-        yield Run()
-
-    fake = types.ModuleType("fas.tracking")
-    fake.resume_run = resume_run
-    monkeypatch.setitem(sys.modules, "fas.tracking", fake)
-    monkeypatch.setattr(fas, "tracking", fake, raising=False)
-    monkeypatch.setenv("FAS_TRACKING", "1")
+def test_plots_are_logged_to_training_runs(tmp_path, recorded_tracking):
+    logged = recorded_tracking.artifacts
     folder = tmp_path / "cefa/p1/f1/sdnet/full/s0"
     folder.mkdir(parents=True)
     (folder / "receipt.json").write_text(json.dumps({"run_id": "abc"}))

@@ -12,9 +12,12 @@ import yaml
 
 from fas import cli
 from fas.config import load_params, method_config
-from fas.models import build_model
 from fas.models.sdnet import SDNet
-from fas.train import Inputs, Schedule, Split, Trainer, model_feeds, resolve_device, video_metrics
+from fas.train import resolve_device
+from fas.training.inputs import IMAGENET, Inputs
+from fas.training.loop import Schedule, Trainer, video_metrics
+from fas.training.methods import METHODS
+from fas.training.splits import Split, model_feeds
 from fas import loader
 from test_train_cache import write_tiny_cache
 
@@ -28,6 +31,8 @@ def tiny_params(tmp_path, epochs=3, **sdnet):
     """The repository's params with a toy grid and a tiny demo preset."""
     params = load_params()
     params["preset"] = "demo"
+    for name in ("toy", "a", "b"):  # the toy datasets' roots are never read: caches are given
+        params["datasets"][name] = {"root": f"data/{name}"}
     params["grid"] = [
         {"name": "toy", "dataset": "toy", "method": "sdnet", "variants": ["full", "rgb", "static_only"],
          "protocols": {"p1": [1], "p3": [1], "nodev": [1]}},
@@ -189,11 +194,13 @@ def test_one_batch_is_overfit(tmp_path):
     params = load_params(tiny_params(tmp_path))
     config = method_config(params, "sdnet", "full")
     torch.manual_seed(0)
-    model = build_model("sdnet", config)
+    sdnet = METHODS["sdnet"]
+    model = sdnet.build_model(config)
     augment = {**params["augment"], "rotation_deg": 0, "flip": False, "crop_scale": 1.0,
                "color_jitter": 0.0}
-    inputs = Inputs("sdnet", config, augment, params["evm"], torch.device("cpu"), False)
-    trainer = Trainer("sdnet", model, Schedule.from_config(config), inputs,
+    inputs = Inputs(config["input_size"], augment, None, IMAGENET, torch.device("cpu"), False)
+    trainer = Trainer(model, Schedule.from_config(config),
+                      lambda batch, feed, train: sdnet.prepare(inputs, batch, feed, train),
                       {m: m for m in config["modalities"]}, 0, torch.device("cpu"))
     batch = next(iter(trainer.loader(loader.SDNetSamples(
         folder, [v for v, _ in videos("v", 4)], config["modalities"], shuffle=True, seed=0), 0)))
@@ -211,20 +218,20 @@ def test_one_batch_is_overfit(tmp_path):
 def test_feeds_follow_the_protocols_modalities():
     config = {"modalities": ["color", "depth", "ir"]}
     everything = {"train": Split("train"), "test": Split("test")}
-    assert model_feeds("sdnet", config, everything) == (
+    assert model_feeds(config["modalities"], everything) == (
         ["color", "depth", "ir"], {"train": [{"color": "color", "depth": "depth", "ir": "ir"}],
                                    "test": [{"color": "color", "depth": "depth", "ir": "ir"}]})
     listed = {"train": Split("train", modalities=["color", "depth", "ir"]),
               "test": Split("test", modalities=["color", "depth", "ir"])}
-    assert model_feeds("sdnet", {"modalities": ["color"]}, listed)[1]["test"] == [{"color": "color"}]
+    assert model_feeds(["color"], listed)[1]["test"] == [{"color": "color"}]
     cross = {"train": Split("train", modalities=["depth"]), "test": Split("test", modalities=["color", "ir"])}
-    assert model_feeds("sdnet", config, cross) == (
+    assert model_feeds(config["modalities"], cross) == (
         ["depth"], {"train": [{"depth": "depth"}], "test": [{"depth": "color"}, {"depth": "ir"}]})
     with pytest.raises(ValueError, match="only a single-modality model can switch"):
-        model_feeds("sdnet", config, {"train": Split("train", modalities=["color", "depth"]),
+        model_feeds(config["modalities"], {"train": Split("train", modalities=["color", "depth"]),
                                       "test": Split("test", modalities=["ir"])})
     with pytest.raises(ValueError, match="nothing to train on"):
-        model_feeds("sdnet", {"modalities": ["color"]}, cross)
+        model_feeds(["color"], cross)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
@@ -296,7 +303,7 @@ def test_videos_missing_from_the_cache_are_left_out_and_noted(toy):
 def test_cross_dataset_sources_cropped_at_different_sizes_share_a_batch():
     from torch.utils.data import DataLoader
 
-    from fas.train import RoundRobin
+    from fas.training.samples import RoundRobin
 
     class Source(torch.utils.data.IterableDataset):
         def __init__(self, crop):

@@ -1,0 +1,83 @@
+"""The per-method table: everything that differs between methods, in one place.
+
+A `Method` names how a split's samples are read from the cache, how a batch
+becomes model inputs (and their normalisation), how the model is built, and
+which modalities it is fed. Training code looks methods up here and never
+tests a method's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import IterableDataset
+
+from fas import loader
+from fas.experiment import ExperimentConfig
+from fas.models import build_motion, build_sdnet
+from fas.training.inputs import IMAGENET, Inputs, Normalization
+from fas.training.splits import Split, model_feeds
+
+NO_PRETRAINED = {"resnet18": None, "vgg_face": None}
+
+
+def sdnet_samples(config: Mapping, cache_dir: Path, video_ids: list[str], modalities: list[str],
+                  shuffle: bool, seed: int) -> IterableDataset:
+    """(static frame, dynamic image) pairs per modality."""
+    return loader.SDNetSamples(cache_dir, video_ids, modalities, shuffle=shuffle, seed=seed)
+
+
+def clip_samples(config: Mapping, cache_dir: Path, video_ids: list[str], modalities: list[str],
+                 shuffle: bool, seed: int) -> IterableDataset:
+    """Clips of `clip_len` consecutive colour frames."""
+    return loader.ClipSamples(cache_dir, video_ids, config["clip_len"], shuffle=shuffle, seed=seed)
+
+
+def static_dynamic_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) -> tuple:
+    return inputs.static_dynamic(batch, feed, train)
+
+
+def clip_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) -> tuple:
+    return (inputs.clips(batch, train),)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    samples: Callable[..., IterableDataset]  # (config, cache_dir, ids, modalities, shuffle, seed)
+    prepare: Callable[[Inputs, dict, dict[str, str], bool], tuple]  # -> the model's inputs
+    build: Callable[[Mapping, Mapping, list[str]], nn.Module]  # (config, pretrained, modalities)
+    normalization: Normalization
+    multimodal: bool  # one branch per modality of the variant; else the colour stream alone
+
+    def feeds(self, config: Mapping, splits: dict[str, Split]
+              ) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
+        """The model's modalities and, per split, its feeds (see `splits.model_feeds`)."""
+        if self.multimodal:
+            return model_feeds(list(config["modalities"]), splits)
+        return ["color"], {name: [{}] for name in splits}
+
+    def build_model(self, config: Mapping, pretrained: Mapping | None = None,
+                    modalities: list[str] | None = None) -> nn.Module:
+        default = list(config["modalities"]) if self.multimodal else ["color"]
+        return self.build(config, {**NO_PRETRAINED, **(pretrained or {})}, modalities or default)
+
+    def inputs(self, config: ExperimentConfig, device: torch.device) -> Inputs:
+        """The input pipeline of an experiment: augmentation and magnification as configured."""
+        method = config.method
+        magnify = config.evm is not None and method["magnification"]
+        return Inputs(method["input_size"], config.augment if method["augment"] else None,
+                      config.evm if magnify else None, self.normalization, device,
+                      channels_last=device.type == "cuda")
+
+
+METHODS: dict[str, Method] = {
+    "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, IMAGENET,
+                    multimodal=True),
+    "motion": Method("motion", clip_samples, clip_inputs, build_motion, IMAGENET,
+                     multimodal=False),
+}
