@@ -20,6 +20,7 @@ from fas.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+PROTOCOLS_PATH = Path(__file__).resolve().parent / "data" / "protocols.yaml"
 # Both orchestrators run every command from the project folder, so the
 # params of the checkout being run (or a copy of it) are in the working folder.
 DEFAULT_PARAMS = Path("params.yaml")
@@ -123,6 +124,45 @@ def _cross_check(params: dict):
         elif block["dataset"] not in datasets:
             yield (f"grid[{i}].dataset", f"{block['dataset']!r} is not a dataset of datasets: "
                    f"({', '.join(sorted(datasets))}, or cross)")
+        yield from _check_protocols(f"grid[{i}]", block)
+
+
+def _check_protocols(where: str, block: dict):
+    """Protocols and folds of a grid block that its dataset does not have (`indexed_protocols`).
+
+    Datasets without an adapter (test fixtures with ready-made caches) are not checked;
+    a cross-dataset protocol is checked when `fas index` knows all its sources.
+    """
+    from fas.experiment import cross_sources
+
+    known = indexed_protocols()
+    dataset = block["dataset"]
+    for protocol, folds in block["protocols"].items():
+        if dataset == "cross":
+            try:
+                indexed = set(cross_sources(protocol, known)) <= set(known)
+            except ValueError:
+                continue  # reported above
+            if not indexed:
+                continue
+        elif dataset not in known:
+            continue
+        table = known[dataset]
+        if protocol not in table:
+            yield (f"{where}.protocols.{protocol}", f"{dataset} has no protocol {protocol!r} "
+                   f"to train on (it has {', '.join(table)})")
+            continue
+        for j, fold in enumerate(folds):
+            if fold not in table[protocol]:
+                yield (f"{where}.protocols.{protocol}[{j}]", f"{dataset} protocol {protocol} has "
+                       f"no fold {fold} (its folds: {', '.join(map(str, table[protocol]))})")
+
+
+@lru_cache(maxsize=1)
+def indexed_protocols() -> dict[str, dict[str, list[int]]]:
+    """dataset -> protocol -> folds a grid can train on (fas/data/protocols.yaml)."""
+    with open(PROTOCOLS_PATH) as handle:
+        return yaml.safe_load(handle)
 
 
 @lru_cache(maxsize=1)

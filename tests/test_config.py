@@ -41,6 +41,12 @@ def broken(mutate) -> dict:
     (lambda p: p["grid"][-1]["protocols"].update(replay_to_nowhere=[1]),
      "protocols.replay_to_nowhere", "does not declare"),
     (lambda p: p.pop("presets"), "(top level)", "'presets' is a required property"),
+    (lambda p: p["grid"][0]["protocols"].update(p9=[1]), "grid[0].protocols.p9",
+     "cefa has no protocol 'p9'"),
+    (lambda p: p["grid"][0]["protocols"].update(p2=[1, 3]), "grid[0].protocols.p2[1]",
+     "no fold 3"),
+    (lambda p: p["grid"][-1]["protocols"].update(msu_to_replay=[1]),
+     "protocols.msu_to_replay", "cross has no protocol"),
 ])
 def test_invalid_params_name_the_key_path_and_the_reason(mutate, where, reason):
     with pytest.raises(ParamsError, match="params.yaml: ") as error:
