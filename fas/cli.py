@@ -1,12 +1,21 @@
-"""The `fas` console command: one subcommand per pipeline stage."""
+"""The `fas` console command: one subcommand per pipeline stage.
+
+A user error (`fas.errors.UserError`, an argument error, an input or output
+file the system refuses) is printed as one line naming the file or key and
+the reason, without a traceback: exit status 2 for a bad command line or
+params file, 1 for work that failed. A closed output pipe (`fas dag jobs |
+head`) ends the command quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
-from fas.errors import UserError
+from fas.errors import UsageError, UserError
 
 # subcommand -> (module, one-line help). Modules are imported on use so that
 # `fas --help` stays fast and a stage's heavy imports cost only that stage.
@@ -24,31 +33,71 @@ STAGES: dict[str, tuple[str, str]] = {
     "track": ("fas.tracking", "MLflow store set-up and run bookkeeping"),
 }
 
+# What to do about an input or output the system refuses, by errno.
+OS_ERROR_HINTS = {
+    errno.ENOSPC: "free some space and run the same command again",
+    errno.EDQUOT: "free some space and run the same command again",
+    errno.EROFS: "the output folder is on a read-only file system",
+    errno.EACCES: "check the file's permissions",
+    errno.EPERM: "check the file's permissions",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (`fas STAGE: reason (fas STAGE --help)`), exit 2."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; stage parsers are filled in lazily by `main`."""
-    parser = argparse.ArgumentParser(prog="fas", description=__doc__)
+    parser = OneLineParser(prog="fas", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (_, help_text) in STAGES.items():
         subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """`<file>: <reason>[; <what to do>]` of an input or output the system refused."""
+    reason = os.strerror(error.errno) if error.errno else (error.strerror or "")
+    where = error.filename or (str(error) if not error.errno else "")
+    hint = OS_ERROR_HINTS.get(error.errno)
+    text = f"{where}: {reason}" if where and reason else where or reason or type(error).__name__
+    return f"{text} ({hint})" if hint else text
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: send what is left for stdout to /dev/null, so exit prints nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in STAGES:
-        build_parser().parse_args(argv)  # prints usage or the error and exits
-        return 2
-    name, rest = argv[0], argv[1:]
-    module = importlib.import_module(STAGES[name][0])
-    parser = argparse.ArgumentParser(prog=f"fas {name}", description=module.__doc__)
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    name = argv[0] if argv and argv[0] in STAGES else None
+    prog = f"fas {name}" if name else "fas"
     try:
-        return int(module.run(args) or 0)
+        if name is None:
+            build_parser().parse_args(argv)  # prints help, or raises the usage error
+            return 2
+        module = importlib.import_module(STAGES[name][0])
+        parser = OneLineParser(prog=prog, description=module.__doc__)
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except UserError as error:
-        print(f"fas {name}: {error.args[0] if error.args else error}", file=sys.stderr)
+        print(f"{prog}: {error.args[0] if error.args else error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # the reader left (`fas dag jobs | head`): nothing to report
+        _quiet_stdout()
+        return 1
+    except OSError as error:
+        print(f"{prog}: {describe_os_error(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

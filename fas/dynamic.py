@@ -117,7 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     job = ShardJob.from_args("dynamic", args)
-    static = args.static or cache_shard(job.dataset, "static", job.shard)
+    static = job.input(args.static, "--static", cache_shard(job.dataset, "static", job.shard),
+                       "align")
     out = args.out or cache_shard(job.dataset, "dynamic", job.shard)
     window, stride = int(job.settings["window"]), int(job.settings["stride"])
     n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))

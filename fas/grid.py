@@ -13,16 +13,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fas.config import load_params
-from fas.errors import UserError
+from fas.errors import UsageError
 
 PART = re.compile(r"^[a-z0-9_]+$")
 
 
-class MalformedId(UserError, ValueError):
+class MalformedId(UsageError, ValueError):
     """An experiment id that does not follow `<dataset>.<protocol>.f<fold>.<method>.<variant>.s<seed>`."""
 
 
-class NotInGrid(UserError, KeyError):
+class NotInGrid(UsageError, KeyError):
     """A well-formed experiment id that the grid of params.yaml does not hold."""
 
 
@@ -90,10 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     experiments = expand(load_params(args.params))
-    if args.dataset:
-        experiments = [e for e in experiments if e.dataset == args.dataset]
-    if args.method:
-        experiments = [e for e in experiments if e.method == args.method]
+    for option in ("dataset", "method"):
+        wanted = getattr(args, option)
+        if wanted is None:
+            continue
+        known = sorted({getattr(e, option) for e in experiments})
+        if wanted not in known:
+            raise UsageError(f"--{option} {wanted}: no experiment of the grid in params.yaml "
+                             f"matches (known: {', '.join(known)})")
+        experiments = [e for e in experiments if getattr(e, option) == wanted]
     for experiment in experiments:
         print(json.dumps({"id": experiment.id, **asdict(experiment)}) if args.json
               else experiment.id)

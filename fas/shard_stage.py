@@ -16,11 +16,17 @@ from typing import Callable, Iterable, TypeVar
 from fas import paths
 from fas.cache import ShardWriter
 from fas.config import load_params
-from fas.errors import UsageError
+from fas.errors import MissingInput, UsageError
 from fas.io import FailureReport
 from fas.paths import Shard
 
 Item = TypeVar("Item")
+
+
+def require_input(path: Path, made_by: str) -> None:
+    """A missing input is the user's to fix: one line naming it and the command that makes it."""
+    if not Path(path).is_file():
+        raise MissingInput(f"{path}: input not found (`{made_by}` writes it)")
 
 
 class MediaError(Exception):
@@ -81,13 +87,30 @@ class ShardJob:
         """--root, else the dataset's root in params."""
         if given:
             return Path(given)
-        if self.dataset not in self.params["datasets"]:
-            raise UsageError(f"unknown dataset {self.dataset!r}: params.yaml datasets has "
-                             f"{', '.join(sorted(self.params['datasets']))} (or pass --root)")
+        self.require_declared("--root")
         return Path(self.params["datasets"][self.dataset]["root"])
 
     def index_dir(self, given: Path | None) -> Path:
-        return Path(given or paths.index_dir(self.dataset))
+        """--index, else the dataset's index folder; its manifest must exist."""
+        if not given:
+            self.require_declared("--index")
+        folder = Path(given or paths.index_dir(self.dataset))
+        require_input(folder / "manifest.parquet", f"fas index {self.dataset}")
+        return folder
+
+    def input(self, given: Path | None, option: str, default: Path, made_by: str) -> Path:
+        """An input file: the one given with `option`, else `default`; it must exist."""
+        if not given:
+            self.require_declared(option)
+        path = Path(given or default)
+        require_input(path, f"fas {made_by} {self.dataset} --shard {self.shard.spec}")
+        return path
+
+    def require_declared(self, option: str) -> None:
+        """Defaults come from params.yaml, so the dataset must be one of its `datasets:`."""
+        if self.dataset not in self.params["datasets"]:
+            raise UsageError(f"unknown dataset {self.dataset!r}: params.yaml datasets has "
+                             f"{', '.join(sorted(self.params['datasets']))} (or pass {option})")
 
     def run(self, out: Path, videos: Iterable[tuple[str, Item]], total: int,
             process: Callable[[str, Item], list[dict]]) -> int:

@@ -141,8 +141,8 @@ def test_missing_frame_scores_leave_video_level(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_unknown_experiment_is_rejected(tmp_path, capsys):
-    assert evaluate(tmp_path, "cefa.p9.f1.sdnet.full.s0") == (1, None)
+def test_unknown_experiment_is_a_usage_error(tmp_path, capsys):
+    assert evaluate(tmp_path, "cefa.p9.f1.sdnet.full.s0") == (2, None)  # a bad command line
     assert "not in the grid" in capsys.readouterr().err
 
 
