@@ -123,6 +123,13 @@ class _CacheSamples(IterableDataset):
     def __len__(self) -> int:
         return sum(len(plan["samples"]) for plan in self.plans.values())
 
+    def class_counts(self) -> dict[bool, int]:
+        """Samples per label (True: live) that iterating yields."""
+        counts = {True: 0, False: 0}
+        for plan in self.plans.values():
+            counts[plan["labels"][0]] += len(plan["samples"])
+        return counts
+
     def _units(self) -> list[list[str]]:
         """Videos grouped by the driving shard's row group where their first row lies."""
         units: dict[tuple[int, int], list[str]] = defaultdict(list)

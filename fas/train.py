@@ -4,7 +4,9 @@ Reads the experiment's splits from `protocols.parquet`, the samples from the
 Parquet cache, trains with the schedule of the active preset, selects the
 epoch on the dev split, and writes per-video and per-sample scores for train,
 dev and test. Checkpoints after every epoch in the scratch folder let a
-killed job resume to identical scores. The pieces live in `fas.training`.
+killed job resume to identical scores. A split whose cached samples lack live
+or attack presentations (their videos failed preprocessing) stops the run
+before training. The pieces live in `fas.training`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fas.experiment import ExperimentConfig, resolve
 from fas.io import atomic_path, write_json
 from fas.training.loop import Schedule, Trainer, TrainingDiverged, fit, seed_everything
 from fas.training.methods import METHODS
-from fas.training.samples import open_split
+from fas.training.samples import open_split, require_both_classes
 from fas.training.splits import SPLITS, data_modalities, read_splits
 
 
@@ -70,19 +72,21 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
         return open_split(open_source, cache_root, splits[name], data_modalities(feeds[name]),
                           int(config.method["input_size"]), shuffle, experiment.seed, notes)
 
+    ordered = {name: samples(name, shuffle=False) for name in SPLITS if name in splits}
+    for name, dataset in ordered.items():
+        require_both_classes(dataset, name, experiment.id)
     out = Path(out_root) / experiment.path
     checkpoint_dir = paths.checkpoint_dir(experiment, scratch)
     with tracking.start_run(config, stage="train") as run:
         run.set_tags({"device": device.type, "threads": torch.get_num_threads()})
         run.log_params(tracking.flatten(config.as_json()))
-        dev_data = samples("dev", shuffle=False) if "dev" in splits else None
-        result = fit(trainer, samples("train", shuffle=True), dev_data, feeds.get("dev", []),
-                     checkpoint_dir / "last.pt", key, log=run.log_metrics,
+        result = fit(trainer, samples("train", shuffle=True), ordered.get("dev"),
+                     feeds.get("dev", []), checkpoint_dir / "last.pt", key, log=run.log_metrics,
                      checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),
                       "selected_by": result["selected_by"]})
-        frames = pd.concat([trainer.score(samples(name, shuffle=False), name, feeds[name])
-                            for name in SPLITS if name in splits], ignore_index=True)
+        frames = pd.concat([trainer.score(dataset, name, feeds[name])
+                            for name, dataset in ordered.items()], ignore_index=True)
         if frames["score"].isna().any():
             raise TrainingDiverged(f"the selected model gives {int(frames['score'].isna().sum())} "
                                    "NaN score(s)")

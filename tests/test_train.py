@@ -183,10 +183,33 @@ def test_motion_cross_dataset_run_reads_each_source_cache(tmp_path):
     assert (scores["n_frames"] == 2).all()  # two clips of 8 frames per video
 
 
-def test_missing_protocol_table_is_a_clear_error(tmp_path):
+def test_missing_protocol_table_is_a_clear_error(tmp_path, capsys):
     params = tiny_params(tmp_path)
-    with pytest.raises(FileNotFoundError, match="protocols.parquet: protocol table not found"):
-        train(tmp_path, SDNET_ID, params)
+    assert train(tmp_path, SDNET_ID, params) == 1
+    error = capsys.readouterr().err.strip()
+    assert "protocols.parquet: protocol table not found (`fas index toy` writes it)" in error
+    assert len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("split, lost, message", [
+    ("train", True, "the train split yields no live samples (0 live, 8 attack; 4 of its videos"),
+    ("test", False, "the test split yields no attack samples (4 live, 0 attack; 2 of its videos"),
+    ("dev", False, "the dev split yields no attack samples (4 live, 0 attack; 2 of its videos"),
+])
+def test_a_split_without_one_class_is_an_error_naming_experiment_and_split(
+        tmp_path, capsys, split, lost, message):
+    """Every video of one class failed preprocessing: nothing is trained or scored."""
+    split_videos = {"train": videos("tr", 8), "dev": videos("dv", 4), "test": videos("te", 4)}
+    cached = [(v, live) for name, vs in split_videos.items() for v, live in vs
+              if not (name == split and live == lost)]
+    write_tiny_cache(tmp_path / "cache", "toy", cached)
+    write_protocols(tmp_path / "index", "toy", [("toy", "p1", 1, name, v, None, None)
+                                                for name, vs in split_videos.items() for v, _ in vs])
+    assert train(tmp_path, SDNET_ID, tiny_params(tmp_path)) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1] == f"fas train: {SDNET_ID}: {message} are not in the cache, see the " \
+                        "preprocessing failure reports)"
+    assert not (outputs(tmp_path, SDNET_ID) / "scores.parquet").exists()
 
 
 def test_one_batch_is_overfit(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset
 
+from fas.errors import DataError, MissingInput
 from fas.training.splits import Split
 
 # (cache folder, video ids, data modalities, shuffle, seed) -> one source's samples
@@ -69,8 +71,8 @@ def open_split(open_source: OpenSource, cache_root: Path, split: Split, modaliti
     for dataset, video_ids in split.videos.items():
         cache_dir = Path(cache_root) / dataset
         if not cache_dir.is_dir():
-            raise FileNotFoundError(f"{cache_dir}: cache folder not found (run `fas align` and "
-                                    "`fas dynamic` first)")
+            raise MissingInput(f"{cache_dir}: cache folder not found (`fas align` and "
+                               "`fas dynamic` write it)")
         parts.append(open_source(cache_dir, video_ids, modalities, shuffle, seed))
         missing = list(getattr(parts[-1], "missing_video_ids", []))
         if missing:
@@ -80,3 +82,18 @@ def open_split(open_source: OpenSource, cache_root: Path, split: Split, modaliti
                 notes.append(note)
                 print(f"fas train: {note}", file=sys.stderr)
     return parts[0] if len(parts) == 1 else RoundRobin(parts, input_size)
+
+
+def require_both_classes(dataset: IterableDataset, split: str, experiment_id: str) -> None:
+    """A split must yield live and attack samples: training, model selection and every
+    metric need both (a class can vanish when an earlier stage skipped its videos)."""
+    parts = dataset.parts if isinstance(dataset, RoundRobin) else [dataset]
+    counts: Counter = Counter()
+    for part in parts:
+        counts.update(part.class_counts())
+    absent = [name for name, live in (("live", True), ("attack", False)) if not counts[live]]
+    if absent:
+        missing = sum(len(getattr(part, "missing_video_ids", [])) for part in parts)
+        raise DataError(f"{experiment_id}: the {split} split yields no {' and no '.join(absent)} "
+                        f"samples ({counts[True]} live, {counts[False]} attack; {missing} of its "
+                        "videos are not in the cache, see the preprocessing failure reports)")

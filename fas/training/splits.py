@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fas.errors import DataError, MissingInput
 from fas.grid import Experiment
 
 SPLITS = ("train", "dev", "test")
@@ -25,7 +26,8 @@ def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
     """The experiment's train/dev/test splits from `<index_root>/<dataset>/protocols.parquet`."""
     path = Path(index_root) / experiment.dataset / "protocols.parquet"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: protocol table not found (run `fas index` first)")
+        raise MissingInput(f"{path}: protocol table not found (`fas index {experiment.dataset}` "
+                           "writes it)")
     table = pd.read_parquet(path)
     rows = table[(table["protocol"] == experiment.protocol) & (table["fold"] == experiment.fold)]
     splits: dict[str, Split] = {}
@@ -48,7 +50,7 @@ def read_splits(index_root: Path, experiment: Experiment) -> dict[str, Split]:
         split.modalities = list(modalities) if modalities is not None else None
         splits[split.name] = split
     if "train" not in splits or "test" not in splits:
-        raise ValueError(f"{path}: protocol {experiment.protocol} fold {experiment.fold} "
+        raise DataError(f"{path}: protocol {experiment.protocol} fold {experiment.fold} "
                          f"needs train and test rows, found {sorted(splits)}")
     return splits
 
