@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def needed_datasets(params: dict) -> list[str]:
 
 
 def _fas(*parts: str | Path | Shard) -> str:
-    return " ".join(["fas", *map(str, parts)])
+    """A `fas` command line, each argument quoted for the shell both orchestrators run it in."""
+    return shlex.join(["fas", *map(str, parts)])
 
 
 def _posix(items) -> list[str]:

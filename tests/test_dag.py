@@ -1,5 +1,6 @@
 """One grid, two orchestrators: fas.grid, Snakemake and DVC name the same jobs."""
 
+import json
 import os
 import re
 import subprocess
@@ -38,6 +39,33 @@ def test_outputs_are_unique_and_every_dependency_is_produced_or_a_source():
     for job in jobs:
         for dep in job.deps:
             assert dep in produced, f"{job.name} reads {dep}, which no job writes"
+
+
+def test_commands_quote_roots_holding_spaces_and_shell_metacharacters(tmp_path):
+    """Each job's command, run by a shell as both orchestrators do, passes the root unchanged."""
+    params = load_params()
+    trap = tmp_path / "TRAPPED"
+    roots = {}
+    for dataset in params["datasets"]:
+        roots[dataset] = (f"{tmp_path}/my data; touch {trap} $(touch {trap}) `touch {trap}` "
+                          f"'quoted' \"double\" & | > <{dataset}")
+        params["datasets"][dataset]["root"] = roots[dataset]
+    stub = tmp_path / "bin" / "fas"
+    stub.parent.mkdir()
+    log = tmp_path / "argv.jsonl"
+    stub.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                    f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    stub.chmod(0o755)
+    jobs = [job for job in dag.jobs(params) if "--root" in job.cmd]
+    assert {job.stage for job in jobs} >= {"index", "extract", "align"}
+    for job in jobs:
+        subprocess.run(["bash", "-c", f"{job.cmd} > /dev/null 2>&1"], check=True,
+                       env={**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"})
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(calls) == len(jobs) and not trap.exists()
+    for job, argv in zip(jobs, calls):
+        root = argv[argv.index("--root") + 1]
+        assert argv[0] == job.stage and (root in roots.values() or root == "data/index"), argv
 
 
 def test_cross_protocol_sources_follow_their_names():

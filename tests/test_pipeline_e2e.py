@@ -99,6 +99,25 @@ def snakemake_project(tmp_path_factory):
     return folder
 
 
+def test_a_root_with_spaces_and_shell_metacharacters_under_both_orchestrators(tmp_path_factory):
+    """The dataset root reaches every command as one argument; nothing after `;` runs."""
+    base = tmp_path_factory.mktemp("quoting")
+    trap = base / "TRAPPED"
+    root = base / f"my data; touch {trap}; $(touch {trap}) 'x'" / "replay"
+    run(base, "fas", "synth", "replay", "--out", str(root), "--scale", "tiny")
+    params = tiny_params()
+    params["datasets"]["replay"]["root"] = str(root)
+    params["grid"] = [block for block in TINY_GRID if block["dataset"] == "replay"]
+    folder = make_project(base / "project dir", params)
+    target = "data/cache/replay/dynamic-0-of-1.parquet"
+    run(folder, "snakemake", "-j2", target)
+    built = (folder / target).read_bytes()
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    run(folder, "dvc", "init", "-q", "-f")
+    run(folder, "dvc", "repro", "--force", "dynamic-replay.0-of-1")
+    assert (folder / target).read_bytes() == built and not trap.exists()
+
+
 def test_snakemake_builds_every_output(snakemake_project):
     params = load_params(snakemake_project / "params.yaml")
     metrics = metrics_of(snakemake_project)
