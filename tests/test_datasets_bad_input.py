@@ -38,6 +38,14 @@ def test_nothing_usable_exits_non_zero_with_the_report(tmp_path, capsys):
     assert "Train_files/readme.pdf" in {e["path"] for e in skipped(tmp_path / "out")}
 
 
+def test_strict_passes_on_a_root_snakemake_made(tmp_path):
+    """A directory() output of Snakemake holds its .snakemake_timestamp: not a dataset file."""
+    trees.siw_tree(tmp_path / "root")
+    (tmp_path / "root" / ".snakemake_timestamp").write_text("")
+    assert run_index("siw", tmp_path / "root", tmp_path / "out", "--strict") == 0
+    assert skipped(tmp_path / "out") == []
+
+
 def test_missing_modality_folder_skips_the_video_and_its_list_entries(tmp_path):
     trees.cefa_tree(tmp_path, n_masks=0)
     video = "Ethnicity/CA/CA-300/2_300_1_1_1"

@@ -45,6 +45,9 @@ PROTOCOL_SCHEMA = pa.schema([
 # label the dataset does not publish, a missing optional annotation).
 # The synthetic generator's record of how it made a tree (`fas synth`), at the root.
 GENERATOR_RECORD = "synth.json"
+# Files tools leave at a root that are no part of the data: the generator's record, and the
+# timestamp Snakemake writes into a directory() output (the synthetic roots).
+NOT_DATA = {GENERATOR_RECORD, ".snakemake_timestamp"}
 
 SKIPPED, IGNORED, UNLABELLED, NO_ANNOTATION = "skipped", "ignored", "unlabelled", "no annotation"
 
@@ -193,7 +196,7 @@ class Adapter:
         streams: dict[str, dict[str, str]] = {}
         side_files: list[str] = []
         for rel, size in walk_files(root, report):
-            if rel == GENERATOR_RECORD:
+            if rel in NOT_DATA:
                 continue
             if self.side_files is not None and self.side_files.fullmatch(rel):
                 side_files.append(rel)
