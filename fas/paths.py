@@ -129,6 +129,18 @@ def shard_files(folder: str | Path, kind: str) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def stale_shards(shard: str | Path) -> list[Path]:
+    """Shards beside `shard` of the same kind but another shard count (left by an earlier
+    `shards:` setting); empty when `shard` is not named `<kind>-<i>-of-<n>.parquet`."""
+    shard = Path(shard)
+    match = SHARD_FILE.match(shard.name)
+    if not match:
+        return []
+    return sorted(path for path in shard.parent.glob(f"{match['kind']}-*-of-*.parquet")
+                  if (other := SHARD_FILE.match(path.name)) and other["kind"] == match["kind"]
+                  and other["n"] != match["n"])
+
+
 def cache_outputs(dataset: str, n_shards: int) -> list[Path]:
     return [cache_shard(dataset, kind, shard) for kind in CACHE_KINDS for shard in Shard.all(n_shards)]
 

@@ -132,8 +132,14 @@ class ShardJob:
         return self.finish(out, usable, total)
 
     def finish(self, out: Path, usable: int, total: int) -> int:
-        """Write the failure report beside `out`, print a summary, choose the exit code."""
+        """Write the failure report beside `out`, remove shards of an earlier shard count,
+        print a summary, choose the exit code."""
         self.report.write(f"{out}.failures.json")
+        for stale in paths.stale_shards(out):
+            stale.unlink(missing_ok=True)
+            Path(f"{stale}.failures.json").unlink(missing_ok=True)
+            print(f"{self.stage}: removed {stale} (another shard count than {out.name})",
+                  file=sys.stderr)
         if len(self.report):
             print(self.report.summary(), file=sys.stderr)
         print(f"{self.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)

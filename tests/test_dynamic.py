@@ -87,3 +87,21 @@ def test_dynamic_stage_end_to_end(tmp_path):
     first = out.read_bytes()
     fas_main(args)
     assert out.read_bytes() == first
+
+
+def test_shards_of_an_earlier_shard_count_are_removed(tmp_path, capsys):
+    """After `shards:` changed from 2 to 1, the rerun's shard replaces the two old ones."""
+    labels = {"is_live": True, "pai": "live", "subject": "s"}
+    rows = [image_row("v", "color", "static", i, np.full((4, 4, 3), i, np.uint8),
+                      source_frames=[i], timestamps=[i / 10], labels=labels) for i in range(8)]
+    cache = tmp_path / "cache"
+    write_shard(cache / "static-0-of-1.parquet", rows, 8)
+    for i in range(2):
+        write_shard(cache / f"dynamic-{i}-of-2.parquet", rows[:1], 8)
+        (cache / f"dynamic-{i}-of-2.parquet.failures.json").write_text("{}")
+    params = write_params(tmp_path / "params.yaml", dynamic={"window": 8, "stride": 8})
+    assert fas_main(["dynamic", "test", "--static", str(cache / "static-0-of-1.parquet"),
+                     "--out", str(cache / "dynamic-0-of-1.parquet"), "--params", str(params)]) == 0
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "dynamic-0-of-1.parquet", "dynamic-0-of-1.parquet.failures.json", "static-0-of-1.parquet"]
+    assert f"removed {cache / 'dynamic-1-of-2.parquet'}" in capsys.readouterr().err
