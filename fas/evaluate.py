@@ -120,7 +120,6 @@ def evaluate_experiment(experiment: Experiment, settings: Mapping, train_root: P
             "evaluated_split": "test",
             "settings": dict(settings),
             "scores": files,
-            "run_id": read_receipt(train_dir).get("run_id"),
             "problems": problems,
         },
     })
@@ -149,9 +148,8 @@ def mlflow_metrics(payload: dict) -> dict[str, float]:
     return flat
 
 
-def log_to_run(payload: dict, metrics_path: Path) -> None:
+def log_to_run(payload: dict, metrics_path: Path, run_id: str | None) -> None:
     """Log the headline numbers and threshold provenance into the training run."""
-    run_id = payload["provenance"]["run_id"]
     threshold = payload["threshold"]
     with tracking.resume_run(run_id) as run:
         run.log_metrics(mlflow_metrics(payload))
@@ -181,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     target = args.out / config.experiment.path / "metrics.json"
     write_json(target, payload)
-    log_to_run(payload, target)
+    # The run id stays in receipt.json and MLflow: metrics.json holds no volatile ids,
+    # so a clean rerun writes it byte-identical.
+    log_to_run(payload, target, read_receipt(args.train_root / config.experiment.path).get("run_id"))
     test, threshold = payload["test"], payload["threshold"]
     print(f"{config.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
           f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "

@@ -238,7 +238,6 @@ def _cell(spec, group, metric, label, ref_fold, chosen, present, results, refere
         "n": summary["n"], "std_over": "folds" if len(by_fold) > 1 else "seeds",
         "experiments": [e.id for e in present],
         "missing": [e.id for e in chosen if e not in results.payloads],
-        "run_ids": [results.payloads[e]["provenance"].get("run_id") for e in present],
         "metrics_files": [results.files[e] for e in present],
         "thresholds": [{"experiment": e.id, "level": results.payloads[e]["level"],
                         **results.payloads[e]["threshold"]} for e in present],

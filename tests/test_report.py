@@ -117,8 +117,7 @@ def test_every_cell_is_traceable_with_threshold_provenance(produced):
         for cell in json.loads(path.read_text())["cells"]:
             if cell["ours"] == report.MISSING:
                 continue
-            assert len(cell["experiments"]) == len(cell["run_ids"]) == len(cell["thresholds"]) > 0
-            assert all(run_id.startswith("run-") for run_id in cell["run_ids"])
+            assert len(cell["experiments"]) == len(cell["metrics_files"]) == len(cell["thresholds"]) > 0
             assert all({"policy", "split", "value"} <= set(t) for t in cell["thresholds"])
     msu = (tmp_path / "results/tables/motion_intra.tex").read_text()
     assert "train\\_eer (threshold from the train split), used because no dev split exists" in msu
@@ -206,11 +205,11 @@ def test_unreadable_metrics_file_is_reported_and_treated_as_missing(tmp_path):
     assert "unreadable metrics file" in failures.summary() and "cefa/p1/f2" in failures.summary()
 
 
-def payload(acer, policy="test_eer", split="test", oracle=True, run_id="r1"):
+def payload(acer, policy="test_eer", split="test", oracle=True):
     threshold = {"policy": policy, "requested": policy, "split": split, "value": 0.5,
                  "oracle": oracle, "source_eer": 0.1, "note": None}
     return {"level": "video", "threshold": threshold, "test": {"acer": acer, "hter": acer},
-            "provenance": {"run_id": run_id}}
+            "provenance": {}}
 
 
 def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
