@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -343,3 +344,29 @@ def test_cross_dataset_sources_cropped_at_different_sizes_share_a_batch():
     batch = next(iter(DataLoader(RoundRobin([Source(224), Source(112)], 32), batch_size=4)))
     assert batch["frames"].shape == (4, 4, 3, 32, 32)
     assert batch["frames"].dtype == torch.uint8 and (batch["frames"] == 200).all()
+
+
+class _RunsCodeWhenUnpickled:
+    """What a hostile checkpoint could hold: unpickling it creates a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("content", ["hostile", "truncated"])
+def test_a_checkpoint_is_read_without_running_code_and_a_bad_one_is_ignored(toy, capsys, content):
+    params = tiny_params(toy, epochs=1)
+    checkpoint = toy / "scratch/checkpoints/toy/p1/f1/sdnet/full/s0/last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    marker = toy / "code-ran"
+    if content == "hostile":
+        torch.save({"fingerprint": "any", "trainer": _RunsCodeWhenUnpickled(marker)}, checkpoint)
+    else:
+        assert train(toy, SDNET_ID, params) == 0
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    capsys.readouterr()
+    assert train(toy, SDNET_ID, params) == 0 and not marker.exists()
+    assert f"ignoring {checkpoint}: not a readable checkpoint" in capsys.readouterr().err

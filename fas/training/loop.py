@@ -49,7 +49,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every generator's state, in types `torch.load(weights_only=True)` reads back."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -58,7 +61,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -214,22 +218,21 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
     history, best weights) is saved to `checkpoint`: after every epoch, or
     with `checkpoint_interval_s` > 0 only once that long has passed since the
     last save (and after the last epoch); a run that finds a checkpoint with
-    the same `fingerprint` continues from it. The selected
+    the same `fingerprint` continues from it. Checkpoints are read with
+    `weights_only=True` (tensors and plain values; nothing in the file can run
+    code), so a foreign, stale or damaged one is ignored before it is trusted. The selected
     weights (lowest dev EER, then lowest dev ACER, then earliest epoch; the
     last epoch where there is no dev split) are loaded into the model.
     """
     history: list[dict] = []
     best: dict[str, Any] | None = None
     start = 0
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved["fingerprint"] == fingerprint:
-            trainer.load_state(saved["trainer"])
-            set_rng_state(saved["rng"])
-            history, best, start = saved["history"], saved["best"], saved["epoch"] + 1
-            print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
-        else:
-            print(f"ignoring {checkpoint}: it belongs to other parameters", file=sys.stderr)
+    saved = read_checkpoint(checkpoint, fingerprint)
+    if saved is not None:
+        trainer.load_state(saved["trainer"])
+        set_rng_state(saved["rng"])
+        history, best, start = saved["history"], saved["best"], saved["epoch"] + 1
+        print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
     saved_at = time.monotonic()
     for epoch in range(start, trainer.schedule.epochs):
         lr = trainer.scheduler.get_last_lr()[0]
@@ -257,6 +260,23 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
                 "selected_by": "lowest dev EER (ties: dev ACER, earlier epoch)"}
     return {"history": history, "selected_epoch": trainer.schedule.epochs,
             "selected_by": "last epoch (the protocol has no dev split)"}
+
+
+def read_checkpoint(checkpoint: Path, fingerprint: str) -> dict | None:
+    """The resume state in `checkpoint` when it was saved for `fingerprint`, else None (said why)."""
+    if not checkpoint.is_file():
+        return None
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling refused, truncated file, ...: start afresh
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        print(f"ignoring {checkpoint}: not a readable checkpoint ({type(error).__name__}: "
+              f"{reason})", file=sys.stderr)
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+        print(f"ignoring {checkpoint}: it belongs to other parameters", file=sys.stderr)
+        return None
+    return saved
 
 
 def _nan_last(value: float) -> float:
