@@ -46,7 +46,7 @@ def evaluate_table(table: pd.DataFrame, source: str, settings: Mapping) -> dict:
         metrics.check_polarity(rows["is_live"].to_numpy(bool), rows["score"].to_numpy(float),
                                f"{source} ({split} split)",
                                min_auc=settings["polarity_min_auc"],
-                               min_per_class=settings["polarity_min_per_class"])
+                               alpha=settings["polarity_alpha"])
     test = table[table["split"] == "test"]
     if test.empty:
         raise metrics.ScoreError(f"{source}: no test rows to evaluate")

@@ -131,11 +131,24 @@ def test_check_scores_rejects_bad_tables():
 
 def test_polarity_guard_rejects_inverted_scores():
     is_live, scores = random_scores(5, 30, 30)
-    metrics.check_polarity(is_live, scores, "dev", min_auc=0.2, min_per_class=10)
+    metrics.check_polarity(is_live, scores, "dev", min_auc=0.2, alpha=0.01)
     with pytest.raises(metrics.ScoreError, match="inverted"):
-        metrics.check_polarity(is_live, 1 - scores, "dev", min_auc=0.2, min_per_class=10)
-    # Too few samples to judge: accepted.
-    metrics.check_polarity(is_live[25:35], 1 - scores[25:35], "dev", min_auc=0.2, min_per_class=10)
+        metrics.check_polarity(is_live, 1 - scores, "dev", min_auc=0.2, alpha=0.01)
+
+
+@pytest.mark.parametrize("n_live, n_attack, rejected", [
+    (5, 5, True), (3, 7, True), (2, 13, True),  # below 10 per class: still caught
+    (4, 4, False), (3, 6, False), (2, 2, False),  # a perfect inversion chance explains at 1 %
+])
+def test_polarity_guard_weighs_the_evidence_of_small_splits(n_live, n_attack, rejected):
+    is_live = np.array([True] * n_live + [False] * n_attack)
+    inverted = np.linspace(0.1, 0.9, n_live + n_attack)  # every live sample below every attack
+    if rejected:
+        with pytest.raises(metrics.ScoreError, match=r"Mann-Whitney p = .* < 0.01"):
+            metrics.check_polarity(is_live, inverted, "train", min_auc=0.2, alpha=0.01)
+    else:
+        metrics.check_polarity(is_live, inverted, "train", min_auc=0.2, alpha=0.01)
+    metrics.check_polarity(is_live, inverted[::-1], "train", min_auc=0.2, alpha=0.01)
 
 
 def split_table(seed=0, splits=("train", "dev", "test")):
