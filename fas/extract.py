@@ -40,6 +40,7 @@ from fas.shard_stage import MediaError, ShardJob
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+JPEG_SOI, JPEG_SOS, JPEG_EOI = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"  # ITU-T T.81 markers
 DECODERS = ("pyav", "ffmpeg")
 FFMPEG_BATCH = 2000  # frames per ffmpeg process
 
@@ -397,12 +398,55 @@ def folder_frames(folder: str | Path) -> dict[int, Path]:
 
 
 def read_image(path: Path, max_side: int, grey: bool) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    """One frame file, decoded by OpenCV; a truncated or undecodable file is a MediaError.
+
+    OpenCV decodes a JPEG cut short with grey padding and no error (libjpeg
+    only warns), so a JPEG is first checked for its end-of-image marker after
+    its last start-of-scan marker (ITU-T T.81: entropy-coded data never holds
+    a marker byte pair, so a complete file has one, even with trailing bytes).
+    This costs two byte searches; decoding with Pillow, which does report
+    truncation, would double the decoding time.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise MediaError(path, f"unreadable image: {error.strerror}") from None
+    if data[:2] == JPEG_SOI and data.rfind(JPEG_EOI) < data.rfind(JPEG_SOS):
+        raise MediaError(path, f"truncated JPEG: no end-of-image marker ({len(data)} bytes)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8),
+                         cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(path, "undecodable image")
     if not grey:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return downscale(image, max_side)
+
+
+def read_sampled_frames(listings: dict[str, dict[int, Path]], numbers: list[int], policy: dict,
+                        max_side: int, report: FailureReport) -> tuple[Sample, list[int], dict]:
+    """Sample frame numbers and read them from every modality's folder.
+
+    A frame file that cannot be used (truncated, undecodable) is reported and
+    its frame number dropped from all modalities; sampling is redone over the
+    frames left. Returns the sample, the chosen frame numbers and the images
+    by (modality, frame number).
+    """
+    usable, images = list(numbers), {}
+    while usable:
+        sample = sample_frames(len(usable), policy)
+        chosen = [usable[p] for p in sample.frames]
+        try:
+            for modality, listing in listings.items():
+                for number in dict.fromkeys(chosen):
+                    if (modality, number) not in images:
+                        images[modality, number] = read_image(listing[number], max_side,
+                                                              grey=modality != "color")
+            return sample, chosen, images
+        except MediaError as error:
+            report.add(error.path, error.reason, "frame skipped")
+            usable.remove(int(Path(error.path).stem))
+    raise MediaError(next(iter(listings.values()))[numbers[0]].parent,
+                     "no usable frame left in the folder")
 
 
 def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
@@ -443,18 +487,19 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
         numbers = list(range(n))
     if max_frames is not None:
         numbers = numbers[:max_frames]
-    sample = sample_frames(len(numbers), policy)
+    if item["media"] == "frames":
+        sample, chosen, images = read_sampled_frames(listings, numbers, policy, max_side, report)
+    else:
+        sample = sample_frames(len(numbers), policy)
+        chosen, images = [numbers[p] for p in sample.frames], {}
     if any(sample.padded):
-        report.add(next(iter(paths.values())), f"{len(numbers)} frames, fewer than the "
+        report.add(next(iter(paths.values())), f"{len(set(chosen))} frames, fewer than the "
                    f"policy asks ({len(sample.frames)}): last frame repeated", "padded")
-    chosen = [numbers[p] for p in sample.frames]
     rows = []
     for modality, path in paths.items():
         grey = modality != "color"
         if item["media"] == "frames":
-            cache = {}
-            for number in dict.fromkeys(chosen):
-                cache[number] = read_image(listings[modality][number], max_side, grey)
+            cache = {number: images[modality, number] for number in chosen}
             times = {number: number / frames_fps for number in cache}
         else:
             cache, times, _ = decode_video(path, chosen, max_side, grey, decoder)

@@ -10,7 +10,8 @@ import pytest
 from fas.cache import decode_pixels
 from fas.cli import main as fas_main
 from fas.config import load_params
-from fas.extract import MediaError, decode_video, sample_frames, scaled_size, select_expression
+from fas.extract import (MediaError, decode_video, read_image, sample_frames, scaled_size,
+                         select_expression)
 from preprocess_media import (manifest_row, numbered_frame, read_number, write_frame_folder,
                               write_index, write_params, write_video)
 
@@ -288,3 +289,50 @@ def test_select_expression_and_unknown_decoder(tmp_path):
     assert select_expression([0, 1, 2, 7, 9, 10]) == "between(n,0,2)+eq(n,7)+between(n,9,10)"
     with pytest.raises(ValueError, match="pyav | ffmpeg"):
         decode_video(write_video(tmp_path / "v.mp4", 3), [0], 640, decoder="opencv")
+
+
+def halfway_through_the_scan(jpeg: bytes) -> bytes:
+    """A JPEG cut in the middle of its image data (after its headers)."""
+    scan = jpeg.rfind(b"\xff\xda")
+    return jpeg[: scan + (len(jpeg) - scan) // 2]
+
+
+def test_a_truncated_or_undecodable_frame_file_is_reported_and_skipped(tmp_path):
+    """OpenCV would decode a JPEG cut at half with grey padding: the frame is dropped instead."""
+    root = tmp_path / "root"
+    write_frame_folder(root / "v" / "color", range(1, 13))
+    write_frame_folder(root / "v" / "depth", range(1, 13), grey=True)
+    cut = root / "v" / "color" / "0003.jpg"
+    cut.write_bytes(halfway_through_the_scan(cut.read_bytes()))
+    (root / "v" / "depth" / "0009.jpg").write_bytes(b"not an image")
+    index = write_index(tmp_path / "index", [manifest_row("v", "frames", color="v/color",
+                                                         depth="v/depth")])
+    params = write_params(tmp_path / "params.yaml",
+                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 4},
+                                   "max_side": 64, "row_group_rows": 4})
+    out = tmp_path / "frames.parquet"
+    assert _extract(root, index, params, out) == 0
+    table = pq.read_table(out)
+    rows = table.to_pylist()
+    for modality in ("color", "depth"):  # frames 3 and 9 dropped, clips re-placed over the rest
+        assert [r["source_frames"][0] for r in rows if r["modality"] == modality] == \
+            [1, 2, 4, 5, 8, 10, 11, 12]
+    for row, image in zip(rows, decode_pixels(table)):
+        assert read_number(image[:, :, 0] if row["modality"] == "depth" else image) == \
+            row["source_frames"][0]
+    failures = json.loads(Path(f"{out}.failures.json").read_text())["entries"]
+    assert [(Path(e["path"]).relative_to(root).as_posix(), e["reason"].split(":")[0], e["action"])
+            for e in failures] == [("v/color/0003.jpg", "truncated JPEG", "frame skipped"),
+                                   ("v/depth/0009.jpg", "undecodable image", "frame skipped")]
+
+
+def test_jpeg_completeness_is_read_from_its_markers(tmp_path):
+    folder = write_frame_folder(tmp_path, [1])
+    whole = (folder / "0001.jpg").read_bytes()
+    for name, data in [("trailing.jpg", whole + b"\x00camera trailer"), ("whole.jpg", whole)]:
+        (tmp_path / name).write_bytes(data)
+        assert read_image(tmp_path / name, 64, grey=False).shape[2] == 3
+    for name, data in [("no_eoi.jpg", whole[:-2]), ("half.jpg", halfway_through_the_scan(whole))]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(MediaError, match="truncated JPEG: no end-of-image marker"):
+            read_image(tmp_path / name, 64, grey=False)
