@@ -5,24 +5,31 @@ Every MLflow call of the project goes through this module. Tracking is off
 an absolute path in the repository (DVC experiments run in temporary copies),
 overridable with ``MLFLOW_TRACKING_URI``. SQLite writes from parallel jobs are
 retried on lock errors; the database and the experiment are created once by
-``fas track init``, the first node of the DAG.
+``fas track init``, the first node of the DAG. The SQLite store is built under
+a temporary name and renamed (`ensure_store`), so a kill at any moment leaves
+it absent or complete; ``fas track init`` recreates one that an older kill
+left incomplete.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
 import random
+import sqlite3
+import sys
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from fas.config import REPO_ROOT, load_params
+from fas.errors import UserError
 from fas.experiment import ExperimentConfig, grid_identity
-from fas.io import write_json
+from fas.io import atomic_path, write_json
 
 T = TypeVar("T")
 
@@ -44,9 +51,110 @@ def tracking_uri() -> str:
 
 def _client():
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    ensure_store()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri())
+
+
+# -- the SQLite store: absent or complete, whenever a job is killed -----------------------
+
+_COMPLETE_STORES: set[Path] = set()  # checked in this process
+
+
+def store_file() -> Path | None:
+    """The SQLite file of the tracking URI; None for a tracking server or another database."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def ensure_store(repair: bool = False) -> str | None:
+    """Make the SQLite store usable; returns what was done (None: nothing).
+
+    An absent store is created under a temporary name and renamed, under a
+    lock, so a kill leaves no store rather than a half-migrated one. An
+    incomplete store (a kill inside an older, non-atomic creation or a schema
+    migration) is an error naming the fix; with `repair` (`fas track init`) it
+    is recreated when it holds no run, and left alone when it does.
+    """
+    path = store_file()
+    if path is None or (path in _COMPLETE_STORES and not repair):
+        return None
+    with _store_lock(path):
+        done = None
+        if not path.exists():
+            _create_store(path)
+            done = f"created the MLflow store {path}"
+        elif (problem := store_problem(path)) is not None:
+            runs = _count_runs(path)
+            if runs:
+                raise UserError(f"{path}: incomplete MLflow store ({problem}) holding {runs} "
+                                "run(s), left as it is: back it up, then run `mlflow db upgrade "
+                                f"sqlite:///{path}`")
+            if not repair:
+                raise UserError(f"{path}: incomplete MLflow store ({problem}): "
+                                "`fas track init` recreates it")
+            for leftover in (path, *(Path(f"{path}{end}") for end in ("-journal", "-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+            _create_store(path)
+            done = f"recreated the MLflow store {path}, which held no run ({problem})"
+    _COMPLETE_STORES.add(path)
+    return done
+
+
+def store_problem(path: Path) -> str | None:
+    """Why the file at `path` is not a complete store of this MLflow's schema (None: it is)."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    try:
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            tables = {name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+            if leftovers:
+                return f"an interrupted schema migration left table {leftovers[0]}"
+            if "alembic_version" not in tables:
+                return "no schema version: its creation was interrupted"
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        return f"not an SQLite database ({error})"
+    head = _get_latest_schema_revision()
+    if row is None or row[0] != head:
+        return f"schema version {row[0] if row else None}, this MLflow's is {head}"
+    return None
+
+
+def _count_runs(path: Path) -> int:
+    try:
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            return db.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.DatabaseError:  # no runs table (or no database): no run to keep
+        return 0
+
+
+def _create_store(path: Path) -> None:
+    """A complete store at `path`: migrated under a temporary name, checked, then renamed."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = (DEFAULT_ARTIFACTS.as_uri() if not os.environ.get("MLFLOW_TRACKING_URI")
+            else "./mlruns")  # MLflow's default; only its Default experiment keeps it
+    with atomic_path(path) as tmp:
+        SqlAlchemyStore(f"sqlite:///{tmp}", root).engine.dispose()
+        problem = store_problem(tmp)
+        if problem is not None:
+            raise RuntimeError(f"a fresh MLflow store is incomplete: {problem}")
+
+
+@contextmanager
+def _store_lock(path: Path):
+    """One process at a time checks or creates the store (released when the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _retry(call: Callable[[], T], attempts: int = 12) -> T:
@@ -183,6 +291,8 @@ def init_grid(grid: Mapping[str, str]) -> dict[str, str]:
     parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "grid"]
     if parents:
         parent_id = parents[-1].info.run_id  # the oldest, should a race ever have made two
+        if parents[-1].info.status != "FINISHED":  # a kill between creating and closing it
+            _retry(lambda: client.set_terminated(parent_id, "FINISHED"))
     else:
         run = _retry(lambda: client.create_run(experiment_id, run_name=f"grid-{grid['preset']}",
                                                tags={ROLE_TAG: "grid", GRID_KEY_TAG: grid["key"],
@@ -262,6 +372,10 @@ def run(args: argparse.Namespace) -> int:
         print(tracking_uri())
         return 0
     grid = grid_identity(load_params(args.params))
+    if enabled():
+        done = ensure_store(repair=True)
+        if done:
+            print(f"fas track init: {done}", file=sys.stderr)
     receipt = init_grid(grid) if enabled() else {"tracking": "off", "grid_key": grid["key"]}
     write_json(args.receipt, receipt)
     print(json.dumps(receipt, indent=2, sort_keys=True))

@@ -1,12 +1,23 @@
 """MLflow bookkeeping: parent/child runs, run-key reuse, failures, parallel jobs."""
 
+import json
 import multiprocessing
 import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 from fas import tracking
-from fas.config import load_params
+from fas.cli import main
+from fas.config import REPO_ROOT, load_params
+from fas.errors import UserError
 from fas.experiment import grid_identity, resolve
 from fas.grid import Experiment, expand
 
@@ -97,3 +108,137 @@ def test_tracking_off_is_a_no_op(monkeypatch):
 def test_flatten_params():
     assert tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {
         "a.b": "1", "a.c": "[1, 2]", "d": "x"}
+
+
+# -- the SQLite store: absent or complete whatever the moment of a kill ------------------
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def fresh_store(tmp_path_factory):
+    """A complete store made once (migrations take seconds); tests work on copies."""
+    path = tmp_path_factory.mktemp("fresh") / "mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path}")
+        assert tracking.ensure_store() == f"created the MLflow store {path}"
+    return path
+
+
+def _copy_of(fresh_store, folder, monkeypatch) -> Path:
+    path = folder / "mlflow.db"
+    shutil.copyfile(fresh_store, path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path}")
+    monkeypatch.setenv("FAS_TRACKING", "1")
+    return path
+
+
+def _sql(path, statement):
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(statement)
+
+
+def _track_init(folder) -> int:
+    return main(["track", "init", "--receipt", str(folder / "grid.json")])
+
+
+def _kill_mlflows_own_creation_midway(path: Path) -> None:
+    """MLflow creating a store in place, SIGKILLed once its schema migrations have begun."""
+    creator = subprocess.Popen([sys.executable, "-c", (
+        "from mlflow.tracking import MlflowClient\n"
+        f"MlflowClient(tracking_uri='sqlite:///{path}').search_experiments()\n")],
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0.1)) as db:
+                if db.execute("SELECT version_num FROM alembic_version").fetchone():
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    os.kill(creator.pid, signal.SIGKILL)
+    creator.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["killed creation", "leftover migration table",
+                                    "not a database"])
+def test_track_init_recreates_an_incomplete_store_without_runs(
+        fresh_store, tmp_path, monkeypatch, capsys, damage):
+    path = _copy_of(fresh_store, tmp_path, monkeypatch)
+    if damage == "killed creation":  # the defect: MLflow's own creation killed 5-6 s in
+        path.unlink()
+        _kill_mlflows_own_creation_midway(path)
+    elif damage == "leftover migration table":
+        _sql(path, "CREATE TABLE _alembic_tmp_latest_metrics (x INTEGER)")
+    else:
+        path.write_bytes(b"x" * 4096)
+    problem = tracking.store_problem(path)
+    assert problem is not None
+    params = load_params()
+    with pytest.raises(UserError, match="incomplete MLflow store .*`fas track init` recreates it"):
+        with tracking.start_run(resolve(params, expand(params)[0])):
+            pass
+    assert _track_init(tmp_path) == 0
+    assert f"recreated the MLflow store {path}, which held no run" in capsys.readouterr().err
+    assert tracking.store_problem(path) is None
+    assert json.loads((tmp_path / "grid.json").read_text())["parent_run_id"]
+
+
+@pytest.mark.slow
+def test_an_incomplete_store_holding_runs_is_left_as_it_is(fresh_store, tmp_path, monkeypatch,
+                                                           capsys):
+    path = _copy_of(fresh_store, tmp_path, monkeypatch)
+    assert _track_init(tmp_path) == 0  # one run: the grid's parent
+    _sql(path, "CREATE TABLE _alembic_tmp_latest_metrics (x INTEGER)")
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert _track_init(tmp_path) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"fas track: {path}: incomplete MLflow store (an interrupted "
+                            "schema migration left table _alembic_tmp_latest_metrics) holding "
+                            "1 run(s), left as it is: back it up")
+    assert len(error.splitlines()) == 1 and path.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_kill_at_any_moment_of_track_init_leaves_no_store_or_a_complete_one(tmp_path):
+    path = tmp_path / "mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{path}", "FAS_TRACKING": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    receipt = tmp_path / "grid.json"
+    command = ["fas", "track", "init", "--receipt", str(receipt)]
+    seen = set()
+    for delay in (1, 3, 5, 7, "migrating"):
+        job = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+        if delay == "migrating":  # the temporary store exists: migrations are under way
+            deadline = time.monotonic() + 120
+            while not list(tmp_path.glob(".mlflow.db.*.tmp")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            time.sleep(delay)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        state = "absent" if not path.exists() else tracking.store_problem(path) or "complete"
+        assert state in ("absent", "complete"), (delay, state)
+        seen.add(state)
+        if state == "complete":
+            path.unlink()
+            receipt.unlink(missing_ok=True)
+    assert "absent" in seen
+    assert subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True).returncode == 0
+    assert tracking.store_problem(path) is None and receipt.is_file()
+    assert not list(tmp_path.glob(".mlflow.db.*.tmp*"))  # the kills' temporaries are gone
+
+
+@pytest.mark.slow
+def test_a_grid_run_left_running_by_a_kill_is_closed_on_reuse(fresh_store, tmp_path,
+                                                             monkeypatch):
+    _copy_of(fresh_store, tmp_path, monkeypatch)
+    grid = grid_identity(load_params())
+    parent = tracking.init_grid(grid)["parent_run_id"]
+    tracking._client().update_run(parent, status="RUNNING")  # killed before set_terminated
+    assert tracking.init_grid(grid)["parent_run_id"] == parent
+    assert tracking._client().get_run(parent).info.status == "FINISHED"
