@@ -61,4 +61,11 @@ def test_a_missing_source_is_reported_and_its_protocols_skipped(index_root, tmp_
     entries = json.loads((partial / "cross" / "skipped.json").read_text())["entries"]
     assert {e["path"] for e in entries} == {str(partial / "msu"), str(partial / "oulu"),
                                             "ocm_to_i", "oci_to_m", "omi_to_c", "icm_to_o"}
+    # Datasets the project never indexed are a deliberate omission, not a problem for --strict
+    # (a grid whose cross protocols read only some sources indexes only those) ...
+    assert {e["action"] for e in entries} == {"ignored"}
+    assert main(["index", "cross", "--root", str(partial), "--out", str(partial / "cross"), "--strict"]) == 0
+    # ... while an index that is there but unreadable is.
+    (partial / "msu").mkdir()
+    (partial / "msu" / "manifest.parquet").write_bytes(b"not parquet")
     assert main(["index", "cross", "--root", str(partial), "--out", str(partial / "cross"), "--strict"]) == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fas.datasets.base import SPLITS, read_table
+from fas.datasets.base import IGNORED, SKIPPED, SPLITS, read_table
 from fas.io import FailureReport
 
 # protocol -> (sources, target). O OULU-NPU, C CASIA-FASD, I Idiap Replay-Attack, M MSU-MFSD.
@@ -29,8 +29,16 @@ TRAIN_FROM = ("train", "dev")
 
 
 def load_index(index_root: Path, dataset: str, report: FailureReport):
-    """(manifest rows, {split: video ids}) of one indexed dataset, or None when unusable."""
+    """(manifest rows, {split: video ids}) of one indexed dataset, or None when unusable.
+
+    A dataset never indexed here (no grid experiment reads it) is `ignored`, so
+    `index.strict` can pass; an index that is there but unreadable is `skipped`.
+    """
     folder = index_root / dataset
+    if not any((folder / name).exists() for name in ("manifest.parquet", "protocols.parquet")):
+        report.add(folder, f"{dataset} is not indexed here: its cross protocols are not built",
+                   IGNORED)
+        return None
     try:
         manifest = read_table(folder / "manifest.parquet")
         protocols = read_table(folder / "protocols.parquet")
@@ -52,7 +60,10 @@ def build_cross(index_root: Path, report: FailureReport) -> tuple[list[dict], li
     for name, (sources, target) in CROSS_PROTOCOLS.items():
         missing = [d for d in (*sources, target) if d not in loaded]
         if missing:
-            report.add(name, f"protocol skipped: no index for {', '.join(missing)}")
+            unreadable = [d for d in missing if (index_root / d).is_dir()
+                          and any((index_root / d).glob("*.parquet"))]
+            report.add(name, f"protocol skipped: no index for {', '.join(missing)}",
+                       SKIPPED if unreadable else IGNORED)
             continue
         members = [(d, "train", v) for d in sources for s in TRAIN_FROM for v in loaded[d][1][s]]
         members += [(target, "test", v) for v in loaded[target][1]["test"]]
