@@ -236,7 +236,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     job = ShardJob.from_args("align", args)
     settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
-    frames_path = job.input(args.frames, "--frames", frames_shard(job.dataset, job.shard), "extract")
+    frames_path = job.input(args.frames, "--frames", frames_shard(job.dataset, job.shard),
+                            "extract")
     out = args.out or cache_shard(job.dataset, "static", job.shard)
     backend = per_dataset(settings["backend"], job.dataset)
     crop_size = per_dataset(settings["crop_size"], job.dataset)

@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(target, payload)
     # The run id stays in receipt.json and MLflow: metrics.json holds no volatile ids,
     # so a clean rerun writes it byte-identical.
-    log_to_run(payload, target, read_receipt(args.train_root / config.experiment.path).get("run_id"))
+    run_id = read_receipt(args.train_root / config.experiment.path).get("run_id")
+    log_to_run(payload, target, run_id)
     test, threshold = payload["test"], payload["threshold"]
     print(f"{config.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
           f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "
