@@ -39,3 +39,18 @@ def test_every_protocol_split_has_both_classes(indexed, dataset):
 def test_nothing_generated_is_skipped(indexed, dataset):
     report = json.loads((indexed / dataset / "skipped.json").read_text())
     assert [e for e in report["entries"] if e["action"] == "skipped"] == []
+
+
+@pytest.mark.parametrize("dataset", [*DATASETS, "cross"])
+def test_the_protocol_table_params_are_checked_against_is_what_the_adapters_index(indexed,
+                                                                                 dataset):
+    """fas/data/protocols.yaml (grid validation) equals the indexed protocols and folds,
+    except those without a test split (CeFA's challenge release)."""
+    from fas.config import indexed_protocols
+
+    protocols = pd.read_parquet(indexed / dataset / "protocols.parquet")
+    found = {}
+    for (protocol, fold), group in protocols.groupby(["protocol", "fold"]):
+        if "test" in set(group["split"]):
+            found.setdefault(protocol, []).append(int(fold))
+    assert found == indexed_protocols()[dataset]
