@@ -168,6 +168,89 @@ def test_killed_training_resumes_to_identical_results(snakemake_project):
     assert metrics_of(snakemake_project) == before
 
 
+# Outputs a clean run and a run recovered from kills must hold byte for byte.
+RESULT_FILES = ("results/eval/**/metrics.json", "results/train/**/scores.parquet",
+                "results/train/**/frame_scores.parquet", "results/train/**/history.csv",
+                "results/train/**/config.json", "results/tables/*", "results/index.md")
+
+
+def result_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes()
+            for pattern in RESULT_FILES for path in sorted(folder.glob(pattern))}
+
+
+def wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert job.poll() is None, f"snakemake ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.02)
+
+
+def test_kills_at_every_stage_are_survived_by_the_plain_command(snakemake_project,
+                                                               tmp_path_factory):
+    """SIGKILLs from the first job (3 s and 5 s into `fas track init`) to the moment training
+    has written its outputs; after each, the README's command (`snakemake --unlock` when the
+    kill left Snakemake's lock, then `snakemake -j 2`) carries on. The end: the clean run's
+    bytes, one finished MLflow run per experiment, no run left RUNNING."""
+    import psutil
+
+    params = tiny_params()
+    params["index"]["strict"] = True  # passes under Snakemake too
+    folder = make_project(tmp_path_factory.mktemp("killed"), params)
+    store = folder / "mlflow.db"
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(["snakemake", "-j", "2"], cwd=folder, env=env(folder),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def store_state() -> str:
+        from fas.tracking import store_problem
+
+        return "absent" if not store.exists() else store_problem(store) or "complete"
+
+    track_log = folder / "logs/track/init.log"
+    # 1. the first job killed 3 s in (the job alone): Snakemake stops by itself, no lock left
+    job = start()
+    wait_for(track_log.exists, "track init", job)
+    time.sleep(3)
+    init_command = ["track", "init", "--receipt", "results/mlflow/grid.json"]
+    (init,) = [p for p in psutil.Process(job.pid).children(recursive=True)
+               if p.cmdline()[-4:] == init_command]
+    init.kill()
+    assert job.wait(timeout=600) != 0 and store_state() in ("absent", "complete")
+    track_log.unlink()
+    kill_points = [
+        ("5 s into the first job", lambda: track_log.exists(), 5),
+        ("preprocessing", lambda: any(folder.glob("logs/align/*.log")), 1),
+        ("training", lambda: any(folder.glob(".scratch/checkpoints/**/last.pt")), 0),
+        ("training wrote its outputs", lambda: any(folder.glob("results/train/**/receipt.json")), 0),
+    ]
+    for name, reached, delay in kill_points:  # 2-5: the whole Snakemake process group
+        job = start()
+        wait_for(reached, name, job)
+        time.sleep(delay)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        assert store_state() in ("absent", "complete"), name
+        run(folder, "snakemake", "--unlock")
+    run(folder, "snakemake", "-j", "2")
+    again = run(folder, "snakemake", "-j", "2")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    reference = result_bytes(snakemake_project)
+    assert result_bytes(folder) == reference and len(reference) > 20
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name("fas").experiment_id],
+                              max_results=1000)
+    assert [r.info.status for r in runs if r.info.status != "FINISHED"] == []
+    roles = sorted(r.data.tags.get("fas.role") for r in runs)
+    assert roles == ["grid"] + ["train"] * len(expand(params))
+
+
 def test_every_experiment_is_in_mlflow(snakemake_project):
     from mlflow.tracking import MlflowClient
 
