@@ -14,6 +14,7 @@ left incomplete.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import hashlib
 import json
@@ -142,10 +143,22 @@ def _create_store(path: Path) -> None:
     root = (DEFAULT_ARTIFACTS.as_uri() if not os.environ.get("MLFLOW_TRACKING_URI")
             else "./mlruns")  # MLflow's default; only its Default experiment keeps it
     with atomic_path(path) as tmp:
-        SqlAlchemyStore(f"sqlite:///{tmp}", root).engine.dispose()
+        try:
+            SqlAlchemyStore(f"sqlite:///{tmp}", root).engine.dispose()
+        except Exception as error:  # sqlalchemy's OperationalError: SQLite's own words
+            if (full_or_read_only := _disk_error(str(error).lower(), path)) is not None:
+                raise full_or_read_only from error
+            raise
         problem = store_problem(tmp)
         if problem is not None:
             raise RuntimeError(f"a fresh MLflow store is incomplete: {problem}")
+
+
+def _disk_error(text: str, path: Path | None) -> OSError | None:
+    """SQLite's "database or disk is full" and "readonly database" as the OSError they are."""
+    code = (errno.ENOSPC if "disk is full" in text else
+            errno.EROFS if "readonly database" in text else None)
+    return OSError(code, os.strerror(code), str(path or tracking_uri())) if code else None
 
 
 @contextmanager
@@ -164,6 +177,8 @@ def _retry(call: Callable[[], T], attempts: int = 12) -> T:
             return call()
         except Exception as error:  # MlflowException wraps sqlalchemy's OperationalError
             text = str(error).lower()
+            if (full_or_read_only := _disk_error(text, store_file())) is not None:
+                raise full_or_read_only from error
             if "locked" not in text and "busy" not in text or attempt == attempts - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + random.random()))

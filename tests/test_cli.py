@@ -85,20 +85,27 @@ def _namespace_mount_works() -> bool:
 
 @pytest.mark.skipif(not _namespace_mount_works(), reason="needs unshare -rm (user namespaces)")
 def test_a_real_full_and_read_only_file_system(tmp_path):
-    """ENOSPC and EROFS from a real 16 KiB tmpfs, mounted in a private mount namespace."""
+    """ENOSPC (an output, the MLflow store) and EROFS from a real 16 KiB tmpfs, mounted in a
+    private mount namespace."""
     mount = tmp_path / "disk"
     mount.mkdir()
     script = (f"mount -t tmpfs -o size=16k none {mount} || exit 99; "
               f"fas dag dvc --out {mount}/dvc.yaml; echo rc=$?; "
+              f"fas track init --receipt {mount}/grid.json 2>&1 | grep -v INFO >&2; "
+              "echo rc=${PIPESTATUS[0]}; "
               f"mount -o remount,ro {mount} && fas dag dvc --out {mount}/dvc.yaml; echo rc=$?")
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO_ROOT,
+    done = subprocess.run(["unshare", "-rm", "bash", "-c", script], cwd=REPO_ROOT,
                           capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+                          env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                               "FAS_TRACKING": "1",  # the MLflow store on the full disk
+                               "MLFLOW_TRACKING_URI": f"sqlite:///{mount}/mlflow.db"})
     if done.returncode == 99:
         pytest.skip("tmpfs cannot be mounted here")
-    assert done.stdout.split() == ["rc=1", "rc=1"]
+    assert done.stdout.split() == ["rc=1", "rc=1", "rc=1"]
     assert done.stderr.splitlines() == [
         f"fas dag: {mount}/dvc.yaml: No space left on device "
+        "(free some space and run the same command again)",
+        f"fas track: {mount}/mlflow.db: No space left on device "
         "(free some space and run the same command again)",
         f"fas dag: {mount}/dvc.yaml: Read-only file system "
         "(the output folder is on a read-only file system)"]
