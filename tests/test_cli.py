@@ -83,6 +83,7 @@ def _namespace_mount_works() -> bool:
         [unshare, "-rm", "true"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _namespace_mount_works(), reason="needs unshare -rm (user namespaces)")
 def test_a_real_full_and_read_only_file_system(tmp_path):
     """ENOSPC (an output, the MLflow store) and EROFS from a real 16 KiB tmpfs, mounted in a
