@@ -122,7 +122,11 @@ class LandmarkDetector:
 def read_face_locations(path: str | Path) -> dict[int, tuple[float, float, float, float]]:
     """Replay-Attack `face-locations` file: frame -> (x, y, w, h); no-face lines left out."""
     boxes = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    try:
+        text = Path(path).read_text()
+    except UnicodeDecodeError:
+        raise MediaError(path, "not a text file of 'frame x y w h' lines") from None
+    for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

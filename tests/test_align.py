@@ -124,6 +124,9 @@ def test_annotation_boxes(tmp_path):
         path.write_text(bad)
         with pytest.raises(MediaError, match="line 1: expected 'frame x y w h'"):
             read_face_locations(path)
+    path.write_bytes(b"\xff\xfe\x00binary")  # a garbage file: reported, not a traceback
+    with pytest.raises(MediaError, match="not a text file"):
+        read_face_locations(path)
 
 
 def _frames_shard(path, videos):
