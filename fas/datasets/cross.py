@@ -62,8 +62,8 @@ def build_cross(index_root: Path, report: FailureReport) -> tuple[list[dict], li
         if missing:
             unreadable = [d for d in missing if (index_root / d).is_dir()
                           and any((index_root / d).glob("*.parquet"))]
-            report.add(name, f"protocol skipped: no index for {', '.join(missing)}",
-                       SKIPPED if unreadable else IGNORED)
+            report.add(name, f"protocol {'skipped' if unreadable else 'not built'}: no index for "
+                       f"{', '.join(missing)}", SKIPPED if unreadable else IGNORED)
             continue
         members = [(d, "train", v) for d in sources for s in TRAIN_FROM for v in loaded[d][1][s]]
         members += [(target, "test", v) for v in loaded[target][1]["test"]]
