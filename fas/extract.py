@@ -491,7 +491,8 @@ def run(args: argparse.Namespace) -> int:
     members = job.shard.members(items)
 
     def extract(video_id: str, item: dict) -> list[dict]:
-        return extract_item(item, root, settings["sampling"], int(settings["max_side"]),
+        return extract_item(item, root, settings["sampling"][job.params["preset"]],
+                            int(settings["max_side"]),
                             float(settings["frames_fps"]), limits.get(video_id), job.report,
                             settings["decoder"])
 

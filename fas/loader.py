@@ -172,6 +172,7 @@ class _CacheSamples(IterableDataset):
 class SDNetSamples(_CacheSamples):
     """One sample per (video, dynamic window) with static and dynamic images per modality.
 
+    `dynamic_kind` picks the window size (`fas dynamic` stores extra sizes beside the primary).
     Sample: video_id, index (window), is_live, pai, static {modality: uint8 [3, H, W]}
     (the window's centre frame), dynamic {modality: uint8 [3, H, W]}; grey
     modalities are replicated to 3 channels. Windows missing a modality are left out.
@@ -181,13 +182,16 @@ class SDNetSamples(_CacheSamples):
     kinds = ("static", "dynamic")
 
     def __init__(self, cache_dir: str | Path, video_ids: Iterable[str] | None,
-                 modalities: Iterable[str], *, shuffle: bool, seed: int, buffer_size: int = 1024):
+                 modalities: Iterable[str], *, shuffle: bool, seed: int, buffer_size: int = 1024,
+                 dynamic_kind: str = "dynamic"):
         self.modalities = list(modalities)
+        self.dynamic_kind = dynamic_kind  # `dynamic`, or `dynamic_k<K>` of dynamic.extra_windows
         super().__init__(cache_dir, video_ids, shuffle=shuffle, seed=seed, buffer_size=buffer_size)
 
     def _plan(self, videos: list[str]) -> dict[str, dict]:
         dynamic, static = self.meta["dynamic"], self.meta["static"]
-        dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)]
+        dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)
+                          & (dynamic["kind"] == self.dynamic_kind)]
         static = static[static["video_id"].isin(videos) & static["modality"].isin(self.modalities)]
         static_rows = {}
         for row in static.sort_values(["video_id", "modality", "index"], ascending=False).itertuples():

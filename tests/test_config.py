@@ -33,10 +33,10 @@ def broken(mutate) -> dict:
      "less than the minimum of 1"),
     (lambda p: p["presets"]["demo"]["sdnet"].update(epoch=3), "presets.demo.sdnet.epoch",
      "not a known key"),
-    (lambda p: p["grid"][0]["variants"].append("fulll"), "grid[0].variants[1]", "unknown variant"),
+    (lambda p: p["grid"][0].update(variants=["fulll"]), "grid[0].variants[0]", "unknown variant"),
     (lambda p: p["grid"][0].update(dataset="cefaa"), "grid[0].dataset", "not a dataset"),
     (lambda p: p["shards"].update(cefaa=2), "shards.cefaa", "not a dataset"),
-    (lambda p: p["methods"]["sdnet"]["variants"]["full"].update(fusion="late"),
+    (lambda p: p["methods"]["sdnet"]["variants"]["full"].update(fusion="sideways"),
      "methods.sdnet.variants.full.fusion", "is not one of"),
     (lambda p: p["grid"][-1]["protocols"].update(replay_to_nowhere=[1]),
      "protocols.replay_to_nowhere", "does not declare"),
@@ -112,3 +112,11 @@ def test_dev_selection_uses_the_evaluation_eer():
     frames = pd.DataFrame({"video_id": [f"v{i}" for i in range(60)], "is_live": live,
                            "score": scores})
     assert video_metrics(frames)["eer"] == metrics.eer(live, scores)[0]
+
+
+def test_a_dynamic_window_without_its_images_is_rejected():
+    params = broken(lambda p: p["methods"]["sdnet"]["variants"].update(k16={"dynamic_window": 16}))
+    with pytest.raises(ParamsError, match="methods.sdnet.variants.k16.dynamic_window: 16"):
+        validate_params(params)
+    params["dynamic"]["extra_windows"] = [16]
+    assert validate_params(params)["methods"]["sdnet"]["variants"]["k16"] == {"dynamic_window": 16}

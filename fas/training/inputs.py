@@ -24,6 +24,11 @@ class Normalization:
 
 # The statistics torchvision's ImageNet-pretrained trunks expect.
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+# VGG-Face (Parkhi et al.): 0..255 RGB minus the training-set mean, no division
+# (REFERENCE section 2; the mean of the released Caffe/MatConvNet models, in RGB order).
+VGG_FACE = Normalization(mean=(129.186279296875, 104.76238250732422, 93.59396362304688),
+                         std=(1.0, 1.0, 1.0), scale=1.0)
+NORMALIZATIONS = {"imagenet": IMAGENET, "vgg_face": VGG_FACE}
 
 
 class Inputs:
