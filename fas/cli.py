@@ -16,6 +16,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "extract": ("fas.extract", "sample and decode frames through ffmpeg"),
     "align": ("fas.align", "detect, align and crop faces into the Parquet cache"),
     "dynamic": ("fas.dynamic", "dynamic images by approximate rank pooling"),
+    "magnify": ("fas.magnify", "Eulerian magnification of whole face tracks (MotionEnhancement)"),
     "train": ("fas.train", "train one experiment of the grid and write its scores"),
     "evaluate": ("fas.evaluate", "ISO/IEC 30107-3 metrics for one experiment"),
     "report": ("fas.report", "LaTeX tables, plots and the results index"),

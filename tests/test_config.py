@@ -80,7 +80,10 @@ def test_resolved_experiment_is_immutable_and_complete():
     config = resolve(params, EXPERIMENT)
     assert config.method["width"] == params["presets"]["demo"]["sdnet"]["width"]
     assert config.evm is None  # SD-Net does not magnify
-    assert resolve(params, "replay.grandtest.f1.motion.full.s0").evm["alpha"] == params["evm"]["alpha"]
+    evm = resolve(params, "replay.grandtest.f1.motion.full.s0").evm
+    assert evm["alpha"] == 10.0 and evm["levels"] == "full"  # Wu et al.'s baby preset
+    assert (evm["low_hz"], evm["high_hz"]) == (0.2, 1.5)  # their butter(1, f/fs) halves the band
+    assert resolve(params, "replay.grandtest.f1.motion.no_magnification.s0").evm is None
     with pytest.raises(TypeError):
         config.method["width"] = 3
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -230,12 +230,12 @@ def test_vgg_face_inputs_are_0_to_255_minus_the_vgg_face_mean():
     torch.manual_seed(0)
     first = torch.nn.Conv2d(3, 64, 3, padding=1)  # stands for VGG-Face's conv1_1
     clips = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
-    inputs = Inputs(32, None, None, NORMALIZATIONS["vgg_face"], torch.device("cpu"), False)
+    inputs = Inputs(32, None, NORMALIZATIONS["vgg_face"], torch.device("cpu"), False)
     ours = first(inputs.clips({"frames": clips}, train=False).flatten(0, 1))
     mean = torch.tensor([129.186279296875, 104.76238250732422, 93.59396362304688]).view(1, 3, 1, 1)
     reference = first(clips.flatten(0, 1).double().float() - mean)  # Parkhi et al.'s preprocessing
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-3)
-    imagenet = Inputs(32, None, None, NORMALIZATIONS["imagenet"], torch.device("cpu"), False)
+    imagenet = Inputs(32, None, NORMALIZATIONS["imagenet"], torch.device("cpu"), False)
     scale = (inputs.clips({"frames": clips}, False).std() / imagenet.clips({"frames": clips}, False).std())
     assert 40 < scale < 80  # ImageNet-normalised inputs are ~58x smaller: the bug this guards
     assert METHODS["motion"].name == "motion" and PARAMS["methods"]["motion"]["input_normalization"] == "vgg_face"

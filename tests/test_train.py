@@ -198,7 +198,7 @@ def test_one_batch_is_overfit(tmp_path):
     model = sdnet.build_model(config)
     augment = {**params["augment"], "rotation_deg": 0, "flip": False, "crop_scale": 1.0,
                "color_jitter": 0.0}
-    inputs = Inputs(config["input_size"], augment, None, IMAGENET, torch.device("cpu"), False)
+    inputs = Inputs(config["input_size"], augment, IMAGENET, torch.device("cpu"), False)
     trainer = Trainer(model, Schedule.from_config(config),
                       lambda batch, feed, train: sdnet.prepare(inputs, batch, feed, train),
                       {m: m for m in config["modalities"]}, 0, torch.device("cpu"))

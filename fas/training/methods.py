@@ -38,9 +38,10 @@ def sdnet_samples(config: ExperimentConfig, cache_dir: Path, video_ids: list[str
 
 def clip_samples(config: ExperimentConfig, cache_dir: Path, video_ids: list[str],
                  modalities: list[str], shuffle: bool, seed: int) -> IterableDataset:
-    """Clips of `clip_len` consecutive colour frames."""
+    """Clips of `clip_len` consecutive colour frames, magnified ones when the variant magnifies."""
+    kind = "magnified" if config.method["magnification"] else "static"
     return loader.ClipSamples(cache_dir, video_ids, config.method["clip_len"], shuffle=shuffle,
-                              seed=seed)
+                              seed=seed, frames_kind=kind)
 
 
 def static_dynamic_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) -> tuple:
@@ -72,11 +73,9 @@ class Method:
         return self.build(config, {**NO_PRETRAINED, **(pretrained or {})}, modalities or default)
 
     def inputs(self, config: ExperimentConfig, device: torch.device) -> Inputs:
-        """The input pipeline of an experiment: augmentation and magnification as configured."""
+        """The input pipeline of an experiment: augmentation and normalisation as configured."""
         method = config.method
-        magnify = config.evm is not None and method["magnification"]
         return Inputs(method["input_size"], config.augment if method["augment"] else None,
-                      config.evm if magnify else None,
                       NORMALIZATIONS[method["input_normalization"]], device,
                       channels_last=device.type == "cuda")
 
