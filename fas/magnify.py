@@ -53,10 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--static", type=Path, default=None,
                         help="aligned static shard "
                              f"({cache_shard('<dataset>', 'static', '<i>-of-<n>').as_posix()})")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1, the default, gives the same bytes under every "
+                             "orchestrator; 0 = torch's default)")
 
 
 def run(args: argparse.Namespace) -> int:
     job = ShardJob.from_args("magnify", args, section="evm")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     static = args.static or cache_shard(job.dataset, "static", job.shard)
     out = args.out or cache_shard(job.dataset, "magnified", job.shard)
     evm = resolve_evm(job.settings)

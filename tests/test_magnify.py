@@ -71,3 +71,22 @@ def test_stage_magnifies_each_run_as_a_whole(tmp_path):
     clipwise = torch.cat([magnify(frames[s:s + 8], FPS, **evm) for s in range(0, 56, 8)])
     assert not torch.allclose(clipwise, magnify(frames[:60], FPS, **evm)[:56], atol=1e-2)
     assert got[:60].astype(float).var(axis=0).sum() > 2 * track[:60].astype(float).var(axis=0).sum()
+
+
+def test_magnified_bytes_do_not_depend_on_the_thread_count(tmp_path):
+    """Snakemake runs jobs with one thread, DVC with all: the stage pins torch's threads."""
+    labels = {"is_live": True, "pai": "live", "subject": "1"}
+    track = face_track(40)
+    rows = [image_row("v", "color", "static", i, track[i], source_frames=[i], timestamps=[i / FPS],
+                      labels=labels) for i in range(40)]
+    static = tmp_path / "static-0-of-1.parquet"
+    write_shard(static, rows, 16)
+    params = write_params(tmp_path / "params.yaml", evm={"preset": "baby"})
+    outs = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        out = tmp_path / f"magnified-{threads}.parquet"
+        assert fas_main(["magnify", "test", "--static", str(static), "--out", str(out),
+                         "--params", str(params)]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and torch.get_num_threads() == 1
