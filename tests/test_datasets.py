@@ -162,6 +162,17 @@ def test_msu_subject_lists_no_dev(tmp_path):
     assert classes(manifest, protocols, "standard", 1, "train") == (4, 12)
 
 
+def test_msu_as_released_lists_beside_scene01(tmp_path):
+    """`MSU-MFSD/{train,test}_sub_list.txt` with the videos in `MSU-MFSD/scene01/{real,attack}/`."""
+    trees.msu_tree(tmp_path / "scene01", unlisted=())
+    for name in ("train_sub_list.txt", "test_sub_list.txt"):
+        (tmp_path / "scene01" / name).rename(tmp_path / name)
+    manifest, protocols, report = index("msu", tmp_path)
+    assert report.entries == []
+    assert counts(protocols, "standard") == {(1, "train"): 16, (1, "test"): 8}
+    assert manifest[0]["video_id"].startswith("attack/") and manifest[0]["path_color"].startswith("scene01/attack/")
+
+
 def test_casia_fasd_folders_no_dev(tmp_path):
     trees.casia_fasd_tree(tmp_path, train=2, test=3)
     manifest, protocols, report = index("casia_fasd", tmp_path)
