@@ -1,4 +1,8 @@
-"""`fas index DATASET --root DIR --out DIR`: manifest.parquet, protocols.parquet, skipped.json."""
+"""`fas index DATASET --root DIR --out DIR`: manifest.parquet, protocols.parquet, skipped.json.
+
+For a root that is not the synthetic default, it also prints the tables of
+`fas check` (the copy against the published sizes) before preprocessing starts.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fas.config import section_defaults
-from fas.datasets import ADAPTERS, make_adapter
+from fas.config import is_synthetic_root, section_defaults
+from fas.datasets import ADAPTERS, check, make_adapter
 from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, Indexed, write_parquet
 from fas.datasets.cross import build_cross
 from fas.io import FailureReport
@@ -57,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     report.write(out / "skipped.json")
     if report.entries:
         print(report.summary(), file=sys.stderr)
+    if indexed.context is not None and not is_synthetic_root(root):
+        print(check.render(args.dataset, check.compare(indexed, report), colour=sys.stdout.isatty()))
     if not manifest:
         for stale in ("manifest.parquet", "protocols.parquet"):
             (out / stale).unlink(missing_ok=True)
