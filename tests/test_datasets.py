@@ -94,9 +94,11 @@ def test_surf_challenge_release_training_folders_and_flattened_frames(tmp_path):
     release = tmp_path / "Data"  # holds Training/, as the challenge release does
     train = [f"Training/{p}/CLKJ_AS0001/{c}.rssdk" for p, c in (("real_part", "real"), ("fake_part", "04_en_b"))]
     trees.write_lines(release / "train_list.txt",
-                      [" ".join(f"{v}/{m}/0001.jpg" for m in ("color", "depth", "ir")) + f" {int(v.endswith('real.rssdk'))}"
+                      [" ".join(f"{v}/{m}/0001.jpg" for m in ("color", "depth", "ir"))
+                       + f" {int(v.endswith('real.rssdk'))}"
                        for v in train])
-    for folder, lists in (("Val", ("val_private_list.txt", "val_public_list.txt")), ("Testing", ("test_private_list.txt",))):
+    for folder, lists in (("Val", ("val_private_list.txt", "val_public_list.txt")),
+                          ("Testing", ("test_private_list.txt",))):
         frames = [f"{folder}/0000/{n:06d}" for n in range(3)]
         for frame in frames:
             for m in ("color", "depth", "ir"):
@@ -108,10 +110,12 @@ def test_surf_challenge_release_training_folders_and_flattened_frames(tmp_path):
     manifest, protocols, report = index("surf", release)
     assert report.entries == []
     assert counts(protocols, "main") == {(1, "train"): 2, (1, "dev"): 3, (1, "test"): 3}
-    assert classes(manifest, protocols, "main", 1, "test") == (1, 2) and classes(manifest, protocols, "main", 1, "train") == (1, 1)
+    assert classes(manifest, protocols, "main", 1, "test") == (1, 2)
+    assert classes(manifest, protocols, "main", 1, "train") == (1, 1)
     assert {r["video_id"]: r["frames"] for r in protocols if r["split"] == "train"} == {v: ["0001.jpg"] for v in train}
     flat = next(m for m in manifest if m["video_id"] == "Val/0000/000001")
-    assert (flat["media"], flat["path_ir"], flat["is_live"], flat["subject"]) == ("image", "Val/0000/000001-ir.jpg", True, None)
+    assert (flat["media"], flat["path_ir"], flat["is_live"], flat["subject"]) == (
+        "image", "Val/0000/000001-ir.jpg", True, None)
 
 
 def test_oulu_protocols_follow_the_lists_and_pai_comes_from_the_file_field(tmp_path):

@@ -29,10 +29,6 @@ SPLITS = ("train", "dev", "test")
 # release calls its RGB folder `profile`: REFERENCE section 3, CeFA; the CeFA
 # authors' unified format keeps RGB face crops in `crop/`).
 MODALITY_FOLDERS = {"color": "color", "profile": "color", "crop": "color", "depth": "depth", "ir": "ir"}
-# "video": one file per modality; "frames": a folder of image frames per
-# modality; "image": one still image per modality (a release that ships
-# single frames, e.g. the CASIA-SURF challenge's Val and Testing sets).
-MEDIA = ("video", "frames", "image")
 DESCRIPTIVE_FIELDS = ("session", "device", "ethnicity", "quality", "medium", "lighting")
 
 MANIFEST_SCHEMA = pa.schema([
@@ -56,6 +52,7 @@ PROTOCOL_SCHEMA = pa.schema([
 GENERATOR_RECORD = "synth.json"
 
 SKIPPED, IGNORED, UNLABELLED, NO_ANNOTATION = "skipped", "ignored", "unlabelled", "no annotation"
+RELEASE = "authors' release"  # the release layout of an adapter that knows one
 
 
 class BadName(ValueError):
@@ -291,13 +288,17 @@ class Adapter:
     """The facts of one dataset layout; subclasses set the class attributes."""
 
     name: str
-    media: str  # the media of its layouts (MEDIA), unless a Layout says otherwise
+    # The media of its layouts, unless a Layout says otherwise: "video" (one file
+    # per modality), "frames" (a folder of image frames per modality) or "image"
+    # (one still per modality: a release of single frames, e.g. the CASIA-SURF
+    # challenge's Val and Testing sets).
+    media: str
     layouts: tuple[Layout, ...]
     side_files: re.Pattern | None = None  # known non-media files: lists, annotations
     modalities: tuple[str, ...] = ("color",)  # streams every video must have
     has_annotations = False  # videos come with face-location files (Replay-Attack)
     published: tuple[Expected, ...] = ()  # published split sizes (`fas check`)
-    release = "release"  # the release layout named when a rule names none
+    release = RELEASE  # the release layout named when a rule names none
     subfolder: str | None = None  # walk only this folder of the root (paths stay root-relative)
 
     def external_labels(self, ctx: Context) -> dict[str, tuple[bool, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, Context, Expected, Layout
+from fas.datasets.base import RELEASE, Adapter, Context, Expected, Layout
 
 # Clip -> (PAI, quality). REFERENCE lists the qualities as normal / low / high
 # for the three clips of each kind (odd, even, HR_).
@@ -17,7 +17,7 @@ CLIPS = {"1": ("live", "normal"), "2": ("live", "low"), "HR_1": ("live", "high")
          "7": ("replay", "normal"), "8": ("replay", "low"), "HR_4": ("replay", "high")}
 SPLITS = {"train_release": "train", "test_release": "test"}
 # 20 training and 30 test subjects, 3 real + 9 attack clips each (REFERENCE section 3).
-PUBLISHED = (Expected("release", "standard", 1, "train", 60, 180), Expected("release", "standard", 1, "test", 90, 270))
+PUBLISHED = (Expected(RELEASE, "standard", 1, "train", 60, 180), Expected(RELEASE, "standard", 1, "test", 90, 270))
 
 
 def decode(groups: dict) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import IGNORED, Adapter, BadName, Context, Expected, Layout, ListFamily, any_of, table
+from fas.datasets.base import IGNORED, RELEASE, Adapter, BadName, Context, Expected, Layout, ListFamily, any_of, table
 
 RACES = {"1": "AF", "2": "CA", "3": "EA"}
 DEVICES = {"1": "rssdk", "2": "mp4", "3": "bag", "4": "MOV"}
@@ -34,7 +34,7 @@ FRAME = r"/(?P<modality>color|depth|ir)/[^/]+\.jpg"
 VIDEO_NAME = r"(?P<race>\d)_(?P<id>\d{3})_(?P<device>\d)_(?P<session>\d)_(?P<pai>\d)"
 NAME_FIELDS = re.compile(VIDEO_NAME)
 
-AUTHORS, CHALLENGE = "authors' release", "challenge release"
+AUTHORS, CHALLENGE = RELEASE, "challenge release"
 
 
 def decode_name(groups: dict) -> dict:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, Context, Expected, Layout
+from fas.datasets.base import RELEASE, Adapter, Context, Expected, Layout
 
 ATTACKS = {"ipad_video": "replay_ipad", "iphone_video": "replay_iphone", "printed_photo": "print"}
 LISTS = {"train_sub_list.txt": "train", "test_sub_list.txt": "test"}
 SCENE = r"(?:scene01/)?"
 # 15 training and 20 test subjects, 2 real + 6 attack videos each (REFERENCE section 3).
-PUBLISHED = (Expected("release", "standard", 1, "train", 30, 90), Expected("release", "standard", 1, "test", 40, 120))
+PUBLISHED = (Expected(RELEASE, "standard", 1, "train", 30, 90), Expected(RELEASE, "standard", 1, "test", 40, 120))
 
 
 def decode_real(groups: dict) -> dict:

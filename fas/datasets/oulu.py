@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, BadName, Context, Expected, Layout
+from fas.datasets.base import RELEASE, Adapter, BadName, Context, Expected, Layout
 
 # File 1 real, 2-3 print, 4-5 replay (two printers, two displays).
 FILES = {"1": ("live", None), "2": ("print", "printer_1"), "3": ("print", "printer_2"),
@@ -20,7 +20,7 @@ USERS = {"Train_files": range(1, 21), "Dev_files": range(21, 36), "Test_files": 
 SIZES = {"p1": ((240, 960), (180, 720), (120, 480)), "p2": ((360, 720), (270, 540), (360, 720)),
          "p3": ((300, 1200), (225, 900), (60, 240)), "p4": ((200, 400), (150, 300), (20, 40))}
 FOLDS = {"p1": (1,), "p2": (1,), "p3": range(1, 7), "p4": range(1, 7)}
-PUBLISHED = tuple(Expected("release", protocol, fold, split, live, attack)
+PUBLISHED = tuple(Expected(RELEASE, protocol, fold, split, live, attack)
                   for protocol, sizes in SIZES.items() for fold in FOLDS[protocol]
                   for split, (live, attack) in zip(("train", "dev", "test"), sizes))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, BadName, Context, Expected, Layout
+from fas.datasets.base import RELEASE, Adapter, BadName, Context, Expected, Layout
 
 SPLITS = {"train": "train", "devel": "dev", "test": "test"}
 # attack_<what is shown on>_..._<displayed by>_<content>: a printed high-definition
@@ -32,7 +32,7 @@ def decode_attack(groups: dict) -> dict:
 
 
 # grandtest: 15 / 15 / 20 clients, 60 + 300, 60 + 300, 80 + 400 videos (REFERENCE section 3).
-PUBLISHED = tuple(Expected("release", "grandtest", 1, split, live, attack)
+PUBLISHED = tuple(Expected(RELEASE, "grandtest", 1, split, live, attack)
                   for split, live, attack in (("train", 60, 300), ("dev", 60, 300), ("test", 80, 400)))
 
 LIGHTING = r"(?P<lighting>adverse|controlled)"
