@@ -48,6 +48,7 @@ class Table:
 
 
 def status(expected: int | None, found: int, at_least: bool = False) -> str:
+    """ok, SHORT, more, or `-` without a published count."""
     if expected is None:
         return NO_COUNT
     if found < expected:
@@ -109,8 +110,8 @@ def modality_table(indexed: Indexed, report: FailureReport) -> Table:
 
 def problem_table(indexed: Indexed, report: FailureReport) -> Table:
     """Data-losing problems (expected 0) and counts worth a look."""
-    rows = [(what, 0, _count(report, pattern), None) for what, pattern in PROBLEMS.items()]
-    rows = [(what, want, n, PROBLEM if n else OK) for what, want, n, _ in rows]
+    rows = [(what, 0, n, PROBLEM if n else OK) for what, n in
+            ((what, _count(report, pattern)) for what, pattern in PROBLEMS.items())]
     rows += [(what, "", _count(report, pattern), NOTE) for what, pattern in NOTES.items()]
     listed = {row["video_id"] for row in indexed.protocols}
     rows.append(("videos in no protocol split", "", sum(m["video_id"] not in listed for m in indexed.manifest),
@@ -133,12 +134,13 @@ def failures(tables: list[Table]) -> int:
 
 
 def render(dataset: str, tables: list[Table], colour: bool = False) -> str:
-    """The tables as aligned text; statuses in colour when `colour`."""
+    """The tables as aligned text, without their empty columns; statuses in colour when `colour`."""
     out = []
     for table in tables:
-        cells = [tuple(str(c) for c in table.header)] + [tuple("" if c is None else str(c) for c in row)
-                                                         for row in table.rows]
-        widths = [max(len(row[i]) for row in cells) for i in range(len(table.header))]
+        body = [[str(c) for c in row] for row in table.rows]
+        keep = [i for i in range(len(table.header)) if any(row[i] for row in body) or not body]
+        cells = [[table.header[i] for i in keep]] + [[row[i] for i in keep] for row in body]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(keep))]
         out += ["", table.title]
         for n, row in enumerate(cells):
             text = "  ".join(c.ljust(w) if i < len(row) - 1 else c for i, (c, w) in enumerate(zip(row, widths)))
