@@ -279,7 +279,7 @@ def test_unified_format_frame_folders_and_video_files(tmp_path):
                    for s in ("train", "dev", "test")}
     real.unified_tree(tmp_path / "videos", UNIFIED["CASIA_FASD"], video_files=True)
     manifest, protocols, report = index_dataset("casia_fas", tmp_path / "videos", "CASIA_FASD")
-    assert skipped(report) == [] and {m["media"] for m in manifest} == {"video"} and len(protocols) == 80
+    assert skipped(report) == [] and {m["media"] for m in manifest} == {"video"} and len(protocols) == 35 + 40
 
 
 def test_unified_format_cli_and_check(tmp_path, capsys):
