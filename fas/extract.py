@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +32,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import (MediaError, ShardWriter, add_shard_arguments, finish_stage, image_row,
-                       parse_shard, shard_members)
-from fas.config import frames_shard, load_params
+from fas import shard_stage
+from fas.cache import image_row
 from fas.io import FailureReport
+from fas.paths import frames_shard
+from fas.shard_stage import MediaError, ShardJob
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -63,14 +63,14 @@ def sample_frames(n_frames: int, policy: dict) -> Sample:
         raise ValueError("a video needs at least one frame")
     mode = policy["mode"]
     if mode == "evenly":
-        n = int(policy.get("n", 16))
+        n = int(policy["n"])
         if n_frames >= n:
             return _plain(np.linspace(0, n_frames - 1, n).round().astype(int))
         return _padded(np.arange(n_frames), n)
     if mode == "every_k":
         return _plain(np.arange(0, n_frames, int(policy["k"])))
     if mode == "first_n":
-        n = int(policy.get("n", 16))
+        n = int(policy["n"])
         return _padded(np.arange(min(n, n_frames)), n)
     if mode == "clips":
         n_clips, clip_len = int(policy["n_clips"]), int(policy["clip_len"])
@@ -491,44 +491,26 @@ def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shard_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
-    parser.add_argument("--index", type=Path, default=None,
-                        help="index folder with manifest.parquet (data/index/<dataset>)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="dataset root (params datasets.<dataset>.root)")
+    shard_stage.add_arguments(parser, frames_shard("<dataset>", "<i>-of-<n>").as_posix())
+    shard_stage.add_source_arguments(parser, "")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    params = load_params(args.params)
-    shard = parse_shard(args.shard)
-    index_dir = args.index or Path("data/index") / args.dataset
-    root = args.root or Path(params["datasets"][args.dataset]["root"])
-    out = args.out or frames_shard(args.dataset, f"{shard[0]}-of-{shard[1]}")
-    settings = params["extract"]
+    job = ShardJob.from_args("extract", args)
+    settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
+    out = args.out or frames_shard(job.dataset, job.shard)
     manifest = pd.read_parquet(index_dir / "manifest.parquet")
     protocols_path = index_dir / "protocols.parquet"
     protocols = pd.read_parquet(protocols_path) if protocols_path.exists() else None
-    limits = video_max_frames(protocols) if settings.get("max_frames", "protocol") == "protocol" else {}
+    limits = video_max_frames(protocols) if settings["max_frames"] == "protocol" else {}
     listed = video_listed_frames(protocols)
     items = {r["video_id"]: r for r in manifest.to_dict("records")}
-    members = shard_members(items, shard)
-    report = FailureReport("extract")
-    decoder = settings.get("decoder", "pyav")
-    if decoder not in DECODERS:
-        raise SystemExit(f"extract.decoder is {decoder!r}: {' | '.join(DECODERS)}")
-    usable = 0
-    with ShardWriter(out, int(settings.get("row_group_rows", 16))) as writer:
-        for video_id in tqdm(members, desc=f"extract {args.dataset} {args.shard}",
-                             file=sys.stderr, unit="video"):
-            try:
-                rows = extract_item(items[video_id], root, settings["sampling"],
-                                    int(settings["max_side"]), float(settings.get("frames_fps", 30)),
-                                    limits.get(video_id), report, decoder, listed.get(video_id))
-            except MediaError as error:
-                report.add(error.path, error.reason, "video skipped")
-                continue
-            writer.write(rows)
-            usable += 1
-    return finish_stage(report, out, usable, len(members), args.strict)
+    members = job.shard.members(items)
+
+    def extract(video_id: str, item: dict) -> list[dict]:
+        return extract_item(item, root, settings["sampling"][job.params["preset"]],
+                            int(settings["max_side"]),
+                            float(settings["frames_fps"]), limits.get(video_id), job.report,
+                            settings["decoder"], listed.get(video_id))
+
+    return job.run(out, ((v, items[v]) for v in members), len(members), extract)

@@ -102,7 +102,7 @@ def _dataset(tmp_path):
                              is_live=False, pai="print"))
     index = write_index(tmp_path / "index", rows)
     params = write_params(tmp_path / "params.yaml",
-                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 4},
+                          extract={"sampling": {"demo": {"mode": "clips", "n_clips": 2, "clip_len": 4}},
                                    "max_side": 64, "row_group_rows": 4})
     return root, index, params
 
