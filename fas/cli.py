@@ -13,6 +13,7 @@ from fas.errors import UserError
 STAGES: dict[str, tuple[str, str]] = {
     "synth": ("fas.synth.cli", "generate synthetic replicas of the benchmark datasets"),
     "index": ("fas.datasets.cli", "parse a dataset layout into manifest and protocol tables"),
+    "check": ("fas.datasets.check", "compare a copy of a dataset with its published split sizes"),
     "extract": ("fas.extract", "sample and decode frames through ffmpeg"),
     "align": ("fas.align", "detect, align and crop faces into the Parquet cache"),
     "dynamic": ("fas.dynamic", "dynamic images by approximate rank pooling"),
