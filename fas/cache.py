@@ -42,6 +42,13 @@ META_COLUMNS = [name for name in SCHEMA.names if name != "pixels"]
 SORT_KEY = ("video_id", "modality", "kind", "index")
 
 
+def frame_rate(frames: list[int], times: list[float]) -> float | None:
+    """Frame rate from source frame numbers and their timestamps, if they span time."""
+    if len(frames) < 2 or times[-1] <= times[0] or frames[-1] <= frames[0]:
+        return None
+    return (frames[-1] - frames[0]) / (times[-1] - times[0])
+
+
 def consecutive_runs(source_frames: Iterable[int]) -> list[range]:
     """Maximal stretches of a sampled sequence whose source frames follow each other.
 

@@ -22,9 +22,11 @@ from fas.errors import UsageError, UserError
 STAGES: dict[str, tuple[str, str]] = {
     "synth": ("fas.synth.cli", "generate synthetic replicas of the benchmark datasets"),
     "index": ("fas.datasets.cli", "parse a dataset layout into manifest and protocol tables"),
+    "check": ("fas.datasets.check", "compare a copy of a dataset with its published split sizes"),
     "extract": ("fas.extract", "sample and decode frames through ffmpeg"),
     "align": ("fas.align", "detect, align and crop faces into the Parquet cache"),
     "dynamic": ("fas.dynamic", "dynamic images by approximate rank pooling"),
+    "magnify": ("fas.magnify", "Eulerian magnification of whole face tracks (MotionEnhancement)"),
     "train": ("fas.train", "train one experiment of the grid and write its scores"),
     "evaluate": ("fas.evaluate", "ISO/IEC 30107-3 metrics for one experiment"),
     "report": ("fas.report", "LaTeX tables, plots and the results index"),

@@ -98,13 +98,21 @@ def _cross_check(params: dict):
     from fas.experiment import cross_sources
 
     datasets = params["datasets"]
-    for section in ("shards", "align.crop_size", "align.backend"):
+    for section in ("shards", "align.crop_size", "align.backend", "evaluate.table_apcer"):
         setting = params
         for part in section.split("."):
             setting = setting[part]
         for name in setting:
             if name != "default" and name not in datasets:
                 yield f"{section}.{name}", f"{name!r} is not a dataset of datasets:"
+    windows = [params["dynamic"]["window"], *params["dynamic"]["extra_windows"]]
+    for name, overrides in [("sdnet", params["methods"]["sdnet"]),
+                            *((f"sdnet.variants.{v}", o) for v, o in
+                              params["methods"]["sdnet"]["variants"].items())]:
+        chosen = overrides.get("dynamic_window")
+        if chosen is not None and chosen not in windows:
+            yield (f"methods.{name}.dynamic_window", f"{chosen!r} is neither dynamic.window nor "
+                   "one of dynamic.extra_windows: no such dynamic images are computed")
     for i, block in enumerate(params["grid"]):
         variants = params["methods"][block["method"]]["variants"]
         for j, variant in enumerate(block["variants"]):
@@ -130,8 +138,9 @@ def _cross_check(params: dict):
 def _check_protocols(where: str, block: dict):
     """Protocols and folds of a grid block that its dataset does not have (`indexed_protocols`).
 
-    Datasets without an adapter (test fixtures with ready-made caches) are not checked;
-    a cross-dataset protocol is checked when `fas index` knows all its sources.
+    Datasets the table does not hold are not checked: test fixtures with ready-made caches,
+    and `casia_fas`, whose protocols are named by its release's list files. A cross-dataset
+    protocol is checked when the table holds all its sources.
     """
     from fas.experiment import cross_sources
 

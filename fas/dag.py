@@ -19,7 +19,7 @@ import yaml
 
 from fas import paths
 from fas.config import REPO_ROOT, is_synthetic_root, load_params, per_dataset
-from fas.experiment import CROSS_LETTERS, source_datasets
+from fas.experiment import CROSS_LETTERS, resolve, source_datasets
 from fas.grid import expand
 from fas.io import atomic_path
 from fas.paths import Shard
@@ -32,6 +32,8 @@ STAGE_CODE = {
     "extract": ["fas/extract.py", "fas/shard_stage.py", "fas/cache.py"],
     "align": ["fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
     "dynamic": ["fas/dynamic.py", "fas/shard_stage.py", "fas/cache.py"],
+    "magnify": ["fas/magnify.py", "fas/models/evm.py", "fas/evm_settings.py", "fas/shard_stage.py",
+                "fas/cache.py"],
     "train": ["fas/train.py", "fas/training", "fas/experiment.py", "fas/models", "fas/loader.py",
               "fas/cache.py"],
     "evaluate": ["fas/evaluate.py", "fas/metrics.py"],
@@ -43,9 +45,10 @@ STAGE_PARAMS = {
     "track": ["mlflow", "preset", "seeds", "grid"],
     "synth": ["synth"],
     "index": ["index"],
-    "extract": ["extract", "shards"],
+    "extract": ["extract", "shards", "preset"],
     "align": ["align", "shards"],
-    "dynamic": ["dynamic", "shards"],
+    "dynamic": ["dynamic", "shards", "preset"],
+    "magnify": ["evm", "shards"],
     "train": ["preset", "presets", "methods", "augment", "evm", "pretrained", "seeds"],
     "evaluate": ["evaluate"],
     "report": ["evaluate", "grid", "seeds"],
@@ -71,6 +74,16 @@ def shards(params: dict, dataset: str) -> list[Shard]:
     return Shard.all(per_dataset(params["shards"], dataset))
 
 
+def cache_needs(params: dict) -> dict[str, set[str]]:
+    """Per dataset, the cache kinds some experiment of the grid reads."""
+    needs: dict[str, set[str]] = {}
+    for experiment in expand(params):
+        kinds = resolve(params, experiment).cache_kinds
+        for dataset in source_datasets(experiment, params["datasets"]):
+            needs.setdefault(dataset, set()).update(kinds)
+    return needs
+
+
 def needed_datasets(params: dict) -> list[str]:
     """Real datasets the grid reads, the sources of its cross-dataset protocols included."""
     return sorted({d for experiment in expand(params)
@@ -90,6 +103,7 @@ def jobs(params: dict) -> list[Job]:
     """Every job of the grid, in DAG order."""
     experiments = expand(params)
     datasets = needed_datasets(params)
+    needs = cache_needs(params)
     receipt = paths.MLFLOW_RECEIPT.as_posix()
     result = [Job("track", "", _fas("track", "init", "--receipt", receipt),
                   [], [receipt], STAGE_PARAMS["track"], cache=False)]
@@ -117,9 +131,15 @@ def jobs(params: dict) -> list[Job]:
                 "align", dataset, "--frames", frames, "--index", index, "--root", root,
                 "--out", static), [frames, *tables], [static],
                 STAGE_PARAMS["align"], cache=False))
-            result.append(Job("dynamic", key, _fas(
-                "dynamic", dataset, "--static", static, "--out", dynamic),
-                [static], [dynamic], STAGE_PARAMS["dynamic"], cache=False))
+            if "dynamic" in needs[dataset]:
+                result.append(Job("dynamic", key, _fas(
+                    "dynamic", dataset, "--static", static, "--out", dynamic),
+                    [static], [dynamic], STAGE_PARAMS["dynamic"], cache=False))
+            if "magnified" in needs[dataset]:
+                magnified = paths.cache_shard(dataset, "magnified", shard).as_posix()
+                result.append(Job("magnify", key, _fas(
+                    "magnify", dataset, "--static", static, "--out", magnified),
+                    [static], [magnified], STAGE_PARAMS["magnify"], cache=False))
     if any(e.dataset == "cross" for e in experiments):
         # `fas index cross` reads every cross-dataset source indexed by the grid.
         sources = sorted(set(CROSS_LETTERS.values()) & set(datasets))
@@ -129,8 +149,9 @@ def jobs(params: dict) -> list[Job]:
                           _posix(paths.index_outputs("cross")), STAGE_PARAMS["index"]))
     for experiment in experiments:
         deps = [receipt, *_posix(paths.index_outputs(experiment.dataset)[:2])]
+        kinds = resolve(params, experiment).cache_kinds
         for dataset in source_datasets(experiment, params["datasets"]):
-            deps += _posix(paths.cache_outputs(dataset, len(shards(params, dataset))))
+            deps += _posix(paths.cache_outputs(dataset, len(shards(params, dataset)), kinds))
             if experiment.dataset == "cross":
                 deps += _posix(paths.index_outputs(dataset)[:2])
         train_outputs = _posix(paths.train_outputs(experiment))

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from fas.config import method_config, per_dataset
+from fas.evm_settings import resolve_evm
 from fas.grid import Experiment, find
 
 # Upstream stage sections: they made the experiment's inputs, so they belong to its run key.
@@ -78,7 +79,7 @@ class ExperimentConfig:
     preset: str
     method: Mapping[str, Any]  # methods.<m> + its variant + presets.<preset>.<m>
     augment: Mapping[str, Any]
-    evm: Mapping[str, Any] | None  # only for methods that magnify
+    evm: Mapping[str, Any] | None  # the resolved magnification, for variants that read magnified frames
     pretrained: Mapping[str, Any]
     data: Mapping[str, Any]  # how its inputs were made: roots, crop sizes, upstream sections
     evaluate: Mapping[str, Any]
@@ -87,6 +88,14 @@ class ExperimentConfig:
     @property
     def id(self) -> str:
         return self.experiment.id
+
+    @property
+    def cache_kinds(self) -> tuple[str, ...]:
+        """The cache shards it reads: clip methods (those with a magnification setting) read
+        magnified or aligned frames, SD-Net aligned frames and dynamic images."""
+        if "magnification" in self.method:
+            return ("magnified",) if self.method["magnification"] else ("static",)
+        return ("static", "dynamic")
 
     def as_json(self) -> dict[str, Any]:
         """The training configuration (written as config.json, logged as MLflow params)."""
@@ -114,7 +123,7 @@ def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
         preset=params["preset"],
         method=frozen(method),
         augment=frozen(params["augment"]),
-        evm=frozen(params["evm"]) if "magnification" in method else None,
+        evm=frozen(resolve_evm(params["evm"])) if method.get("magnification") else None,
         pretrained=frozen(params["pretrained"]),
         data=frozen(data),
         evaluate=frozen(params["evaluate"]),

@@ -383,17 +383,18 @@ def count_video_frames(path: str | Path, report: FailureReport | None = None) ->
     return index.count
 
 
-def folder_frames(folder: str | Path) -> dict[int, Path]:
-    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...)."""
+def folder_frames(folder: str | Path, listed: set[str] | None = None) -> dict[int, Path]:
+    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...), only the `listed` names if given."""
     folder = Path(folder)
     if not folder.is_dir():
         raise MediaError(folder, "frame folder not found")
     found = {}
     for path in folder.iterdir():
-        if path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem):
+        if (path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem)
+                and (listed is None or path.name in listed)):
             found[int(path.stem)] = path
     if not found:
-        raise MediaError(folder, "no numbered image frames")
+        raise MediaError(folder, "no numbered image frames" + (" among the listed ones" if listed else ""))
     return dict(sorted(found.items()))
 
 
@@ -432,7 +433,7 @@ def read_sampled_frames(listings: dict[str, dict[int, Path]], numbers: list[int]
     by (modality, frame number).
     """
     usable, images = list(numbers), {}
-    while usable:
+    while True:
         sample = sample_frames(len(usable), policy)
         chosen = [usable[p] for p in sample.frames]
         try:
@@ -444,17 +445,20 @@ def read_sampled_frames(listings: dict[str, dict[int, Path]], numbers: list[int]
             return sample, chosen, images
         except MediaError as error:
             report.add(error.path, error.reason, "frame skipped")
-            usable.remove(int(Path(error.path).stem))
-    raise MediaError(next(iter(listings.values()))[numbers[0]].parent,
-                     "no usable frame left in the folder")
+            usable.remove(next(number for listing in listings.values()
+                               for number, path in listing.items() if str(path) == error.path))
+            if not usable:
+                raise MediaError(error.path, f"{error.reason}; no usable frame left") from None
 
 
 def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
-                 max_frames: int | None, report: FailureReport, decoder: str = "pyav"
-                 ) -> list[dict]:
+                 max_frames: int | None, report: FailureReport, decoder: str = "pyav",
+                 listed: set[str] | None = None) -> list[dict]:
     """Cache rows of the sampled frames of one manifest row (every modality).
 
-    Videos are decoded by `decoder` (pyav | ffmpeg, see decode_video).
+    Videos are decoded by `decoder` (pyav | ffmpeg, see decode_video). Frame
+    folders keep only the frame files `listed` by image lists, when given; a
+    single image (`media == image`) is a one-frame video.
 
     Recoverable problems (gaps, unequal modality lengths, padding) are added to
     `report`; a MediaError means the video is unusable.
@@ -464,8 +468,8 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
     if not paths:
         raise MediaError(item["video_id"], "manifest row has no media path")
     labels = {k: item[k] for k in ("is_live", "pai", "subject")}
-    if item["media"] == "frames":
-        listings = {m: folder_frames(p) for m, p in paths.items()}
+    if item["media"] in ("frames", "image"):
+        listings = {m: folder_frames(p, listed) if item["media"] == "frames" else {0: p} for m, p in paths.items()}
         numbers = sorted(set.intersection(*(set(listing) for listing in listings.values())))
         for modality, listing in listings.items():
             if len(listing) != len(numbers):
@@ -473,7 +477,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
                            f"{len(numbers)} in common: using the common ones", "truncated")
             expected = set(range(min(listing), max(listing) + 1))
             gaps = sorted(expected - set(listing))
-            if gaps:
+            if gaps and listed is None:  # frames left out by an image list are no gap
                 report.add(paths[modality], f"missing frame(s) {gaps[:10]} in sequence",
                            "gap kept, frames renumbered by file name")
         if not numbers:
@@ -487,7 +491,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
         numbers = list(range(n))
     if max_frames is not None:
         numbers = numbers[:max_frames]
-    if item["media"] == "frames":
+    if item["media"] in ("frames", "image"):
         sample, chosen, images = read_sampled_frames(listings, numbers, policy, max_side, report)
     else:
         sample = sample_frames(len(numbers), policy)
@@ -498,7 +502,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
     rows = []
     for modality, path in paths.items():
         grey = modality != "color"
-        if item["media"] == "frames":
+        if item["media"] in ("frames", "image"):
             cache = {number: images[modality, number] for number in chosen}
             times = {number: number / frames_fps for number in cache}
         else:
@@ -508,6 +512,20 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
                                   source_frames=[number], timestamps=[times[number]],
                                   flags=["padded"] if padded else [], labels=labels))
     return sorted(rows, key=lambda r: (r["modality"], r["index"]))
+
+
+def video_listed_frames(protocols: pd.DataFrame | None) -> dict[str, set[str]]:
+    """Frames named by image lists, per video whose every protocol row names some (union)."""
+    if protocols is None or "frames" not in protocols:
+        return {}
+    listed: dict[str, set[str]] = {}
+    whole = set()
+    for video_id, frames in zip(protocols["video_id"].astype(str), protocols["frames"]):
+        if frames is None:
+            whole.add(video_id)
+        else:
+            listed.setdefault(video_id, set()).update(frames)
+    return {video_id: frames for video_id, frames in listed.items() if video_id not in whole}
 
 
 def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
@@ -529,15 +547,16 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or frames_shard(job.dataset, job.shard)
     manifest = pd.read_parquet(index_dir / "manifest.parquet")
     protocols_path = index_dir / "protocols.parquet"
-    limits = {}
-    if settings["max_frames"] == "protocol" and protocols_path.exists():
-        limits = video_max_frames(pd.read_parquet(protocols_path))
+    protocols = pd.read_parquet(protocols_path) if protocols_path.exists() else None
+    limits = video_max_frames(protocols) if settings["max_frames"] == "protocol" else {}
+    listed = video_listed_frames(protocols)
     items = {r["video_id"]: r for r in manifest.to_dict("records")}
     members = job.shard.members(items)
 
     def extract(video_id: str, item: dict) -> list[dict]:
-        return extract_item(item, root, settings["sampling"], int(settings["max_side"]),
+        return extract_item(item, root, settings["sampling"][job.params["preset"]],
+                            int(settings["max_side"]),
                             float(settings["frames_fps"]), limits.get(video_id), job.report,
-                            settings["decoder"])
+                            settings["decoder"], listed.get(video_id))
 
     return job.run(out, ((v, items[v]) for v in members), len(members), extract)

@@ -30,7 +30,7 @@ REPORT_OUTPUTS = [TABLES, PLOTS, RESULTS_INDEX]
 
 INDEX_FILES = ("manifest.parquet", "protocols.parquet", "skipped.json")
 TRAIN_FILES = ("scores.parquet", "frame_scores.parquet", "history.csv", "receipt.json")
-CACHE_KINDS = ("static", "dynamic")
+CACHE_KINDS = ("static", "dynamic", "magnified")
 SHARD_FILE = re.compile(r"^(?P<kind>[a-z]+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
 
 
@@ -141,8 +141,9 @@ def stale_shards(shard: str | Path) -> list[Path]:
                   and other["n"] != match["n"])
 
 
-def cache_outputs(dataset: str, n_shards: int) -> list[Path]:
-    return [cache_shard(dataset, kind, shard) for kind in CACHE_KINDS for shard in Shard.all(n_shards)]
+def cache_outputs(dataset: str, n_shards: int, kinds=CACHE_KINDS) -> list[Path]:
+    """The cache shards of one dataset: aligned frames, dynamic images, magnified frames."""
+    return [cache_shard(dataset, kind, shard) for kind in kinds for shard in Shard.all(n_shards)]
 
 
 def train_dir(experiment: HasPath) -> Path:

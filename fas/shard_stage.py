@@ -64,24 +64,26 @@ class ShardJob:
     shard: Shard
     params: dict
     strict: bool
+    section: str  # the params section of its settings
     report: FailureReport = field(init=False)
 
     def __post_init__(self):
         self.report = FailureReport(self.stage)
 
     @classmethod
-    def from_args(cls, stage: str, args: argparse.Namespace) -> "ShardJob":
+    def from_args(cls, stage: str, args: argparse.Namespace, section: str | None = None
+                  ) -> "ShardJob":
         params = load_params(args.params)
         try:
             shard = Shard.parse(args.shard)
         except ValueError as error:
             raise UsageError(str(error)) from None
-        return cls(stage, args.dataset, shard, params, args.strict)
+        return cls(stage, args.dataset, shard, params, args.strict, section or stage)
 
     @property
     def settings(self) -> dict:
         """This stage's params section."""
-        return self.params[self.stage]
+        return self.params[self.section]
 
     def root(self, given: Path | None) -> Path:
         """--root, else the dataset's root in params."""

@@ -66,7 +66,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
     inputs = method.inputs(config, device)
     trainer = Trainer(model, Schedule.from_config(config.method), partial(method.prepare, inputs),
                       feeds["train"][0], experiment.seed, device)
-    open_source = partial(method.samples, config.method)
+    open_source = partial(method.samples, config)
 
     def samples(name: str, shuffle: bool):
         return open_split(open_source, cache_root, splits[name], data_modalities(feeds[name]),

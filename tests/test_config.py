@@ -33,10 +33,10 @@ def broken(mutate) -> dict:
      "less than the minimum of 1"),
     (lambda p: p["presets"]["demo"]["sdnet"].update(epoch=3), "presets.demo.sdnet.epoch",
      "not a known key"),
-    (lambda p: p["grid"][0]["variants"].append("fulll"), "grid[0].variants[1]", "unknown variant"),
+    (lambda p: p["grid"][0].update(variants=["fulll"]), "grid[0].variants[0]", "unknown variant"),
     (lambda p: p["grid"][0].update(dataset="cefaa"), "grid[0].dataset", "not a dataset"),
     (lambda p: p["shards"].update(cefaa=2), "shards.cefaa", "not a dataset"),
-    (lambda p: p["methods"]["sdnet"]["variants"]["full"].update(fusion="late"),
+    (lambda p: p["methods"]["sdnet"]["variants"]["full"].update(fusion="sideways"),
      "methods.sdnet.variants.full.fusion", "is not one of"),
     (lambda p: p["grid"][-1]["protocols"].update(replay_to_nowhere=[1]),
      "protocols.replay_to_nowhere", "does not declare"),
@@ -86,7 +86,10 @@ def test_resolved_experiment_is_immutable_and_complete():
     config = resolve(params, EXPERIMENT)
     assert config.method["width"] == params["presets"]["demo"]["sdnet"]["width"]
     assert config.evm is None  # SD-Net does not magnify
-    assert resolve(params, "replay.grandtest.f1.motion.full.s0").evm["alpha"] == params["evm"]["alpha"]
+    evm = resolve(params, "replay.grandtest.f1.motion.full.s0").evm
+    assert evm["alpha"] == 10.0 and evm["levels"] == "full"  # Wu et al.'s baby preset
+    assert (evm["low_hz"], evm["high_hz"]) == (0.2, 1.5)  # their butter(1, f/fs) halves the band
+    assert resolve(params, "replay.grandtest.f1.motion.no_magnification.s0").evm is None
     with pytest.raises(TypeError):
         config.method["width"] = 3
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -118,3 +121,11 @@ def test_dev_selection_uses_the_evaluation_eer():
     frames = pd.DataFrame({"video_id": [f"v{i}" for i in range(60)], "is_live": live,
                            "score": scores})
     assert video_metrics(frames)["eer"] == metrics.eer(live, scores)[0]
+
+
+def test_a_dynamic_window_without_its_images_is_rejected():
+    params = broken(lambda p: p["methods"]["sdnet"]["variants"].update(k16={"dynamic_window": 16}))
+    with pytest.raises(ParamsError, match="methods.sdnet.variants.k16.dynamic_window: 16"):
+        validate_params(params)
+    params["dynamic"]["extra_windows"] = [16]
+    assert validate_params(params)["methods"]["sdnet"]["variants"]["k16"] == {"dynamic_window": 16}

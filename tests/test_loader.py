@@ -115,9 +115,9 @@ def test_extract_align_dynamic_then_load(tmp_path):
     index = write_index(tmp_path / "index", [manifest_row("a", color="a.mp4"),
                                              manifest_row("b", color="b.mp4", is_live=False, pai="replay")])
     params = write_params(tmp_path / "params.yaml",
-                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 8}},
+                          extract={"sampling": {"demo": {"mode": "clips", "n_clips": 2, "clip_len": 8}}},
                           align={"crop_size": {"default": 16}, "backend": {"default": "precropped"}},
-                          dynamic={"window": 4, "stride": 4})
+                          dynamic={"window": 4, "stride": {"demo": 4}})
     cache = tmp_path / "cache"
     for i in range(2):
         shard = ["--shard", f"{i}/2", "--params", str(params)]

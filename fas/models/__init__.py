@@ -15,20 +15,24 @@ import torch
 from torch import nn
 
 from fas.models.motion import MotionNet
-from fas.models.sdnet import SDNet
+from fas.models.sdnet import HalfwayFusionNet, SDNet
 
 
-def build_sdnet(config: Mapping, pretrained: Mapping, modalities: list[str]) -> SDNet:
+def build_sdnet(config: Mapping, pretrained: Mapping, modalities: list[str]) -> nn.Module:
     """SD-Net on `modalities` (the variant's, or fewer: CeFA protocol 3 trains one)."""
-    model = SDNet(modalities, config["branches"], width=config["width"], fusion=config["fusion"],
-                  backward_feeding=config["backward_feeding"], loss_terms=config["loss_terms"])
+    if config["fusion"] == "halfway":
+        model = HalfwayFusionNet(modalities, config["branches"], width=config["width"])
+        trunks = [*model.stems.values(), *model.trunks.values()]
+    else:
+        model = SDNet(modalities, config["branches"], width=config["width"], fusion=config["fusion"],
+                      backward_feeding=config["backward_feeding"], loss_terms=config["loss_terms"],
+                      shared_from_static_dynamic=config["shared_from_static_dynamic"])
+        trunks = [trunk for net in model.nets.values() for trunk in net.trunks.values()]
+        trunks += [model.shared] if model.shared is not None else []
     if pretrained["resnet18"]:
         state = load_state_file(pretrained["resnet18"], "pretrained.resnet18")
-        for net in model.nets.values():
-            for trunk in net.trunks.values():
-                load_matching(trunk, state, "pretrained.resnet18", pretrained["resnet18"])
-        if model.shared is not None:
-            load_matching(model.shared, state, "pretrained.resnet18", pretrained["resnet18"])
+        for trunk in trunks:
+            load_matching(trunk, state, "pretrained.resnet18", pretrained["resnet18"])
     return model
 
 

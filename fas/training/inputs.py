@@ -1,4 +1,4 @@
-"""A collated loader batch -> model inputs on the device: resize, magnify, augment, normalise."""
+"""A collated loader batch -> model inputs on the device: resize, augment, normalise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from fas.models.evm import magnify
 
 
 @dataclass(frozen=True)
@@ -24,22 +23,25 @@ class Normalization:
 
 # The statistics torchvision's ImageNet-pretrained trunks expect.
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+# VGG-Face (Parkhi et al.): 0..255 RGB minus the training-set mean, no division
+# (REFERENCE section 2; the mean of the released Caffe/MatConvNet models, in RGB order).
+VGG_FACE = Normalization(mean=(129.186279296875, 104.76238250732422, 93.59396362304688),
+                         std=(1.0, 1.0, 1.0), scale=1.0)
+NORMALIZATIONS = {"imagenet": IMAGENET, "vgg_face": VGG_FACE}
 
 
 class Inputs:
     """Turns a collated loader batch into model inputs on the device.
 
-    `augment` is the params `augment:` section, or None for no augmentation;
-    `evm` the params `evm:` section for methods that magnify, else None. A
+    `augment` is the params `augment:` section, or None for no augmentation. A
     `feed` maps each model modality to the data modality given to it (CeFA
     protocol 3 tests the trained branch on another modality).
     """
 
-    def __init__(self, input_size: int, augment: Mapping | None, evm: Mapping | None,
-                 normalization: Normalization, device: torch.device, channels_last: bool):
+    def __init__(self, input_size: int, augment: Mapping | None, normalization: Normalization,
+                 device: torch.device, channels_last: bool):
         self.size = int(input_size)
         self.augments = augment is not None
-        self.evm = dict(evm) if evm is not None else None
         self.device = device
         self.channels_last = channels_last
         self.mean = torch.tensor(normalization.mean).view(3, 1, 1)
@@ -87,22 +89,8 @@ class Inputs:
         return out["static"], out["dynamic"]
 
     def clips(self, batch: dict, train: bool) -> torch.Tensor:
-        """Clips [B, T, 3, S, S], magnified when `evm` is set.
-
-        Magnification runs on the device at the smaller of the cache and the
-        input resolution (its cost grows with the pixel count: bench_train).
-        """
-        frames = self._float(batch["frames"])
-        downsizing = frames.shape[-1] > self.size
-        if downsizing:
-            frames = self._resize(frames)
-        if self.evm is not None:
-            fps = torch.as_tensor(batch["fps"], dtype=torch.float64)
-            for rate in fps.unique():
-                chosen = (fps == rate).nonzero().flatten().to(frames.device)
-                frames[chosen] = magnify(frames[chosen], float(rate), **self.evm)
-        if not downsizing:
-            frames = self._resize(frames)
+        """Clips [B, T, 3, S, S] (magnified, when they are, by `fas magnify` over the whole run)."""
+        frames = self._resize(self._float(batch["frames"]))
         if train and self.augments:
             frames = torch.stack([self._augment(clip, color_index=None, jitter_all=True)
                                   for clip in frames])

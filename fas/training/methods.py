@@ -1,8 +1,8 @@
 """The per-method table: everything that differs between methods, in one place.
 
 A `Method` names how a split's samples are read from the cache, how a batch
-becomes model inputs (and their normalisation), how the model is built, and
-which modalities it is fed. Training code looks methods up here and never
+becomes model inputs, how the model is built, and which modalities it is fed
+(the input normalisation is the method setting `input_normalization`). Training code looks methods up here and never
 tests a method's name.
 """
 
@@ -17,24 +17,31 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from fas import loader
+from fas.dynamic import window_kind
 from fas.experiment import ExperimentConfig
 from fas.models import build_motion, build_sdnet
-from fas.training.inputs import IMAGENET, Inputs, Normalization
+from fas.training.inputs import NORMALIZATIONS, Inputs
 from fas.training.splits import Split, model_feeds
 
 NO_PRETRAINED = {"resnet18": None, "vgg_face": None}
 
 
-def sdnet_samples(config: Mapping, cache_dir: Path, video_ids: list[str], modalities: list[str],
-                  shuffle: bool, seed: int) -> IterableDataset:
-    """(static frame, dynamic image) pairs per modality."""
-    return loader.SDNetSamples(cache_dir, video_ids, modalities, shuffle=shuffle, seed=seed)
+def sdnet_samples(config: ExperimentConfig, cache_dir: Path, video_ids: list[str],
+                  modalities: list[str], shuffle: bool, seed: int) -> IterableDataset:
+    """(static frame, dynamic image) pairs per modality, dynamic images of the chosen window."""
+    primary = config.data["dynamic"]["window"]
+    chosen = config.method["dynamic_window"]
+    kind = window_kind(primary if chosen is None else chosen, primary)
+    return loader.SDNetSamples(cache_dir, video_ids, modalities, shuffle=shuffle, seed=seed,
+                               dynamic_kind=kind)
 
 
-def clip_samples(config: Mapping, cache_dir: Path, video_ids: list[str], modalities: list[str],
-                 shuffle: bool, seed: int) -> IterableDataset:
-    """Clips of `clip_len` consecutive colour frames."""
-    return loader.ClipSamples(cache_dir, video_ids, config["clip_len"], shuffle=shuffle, seed=seed)
+def clip_samples(config: ExperimentConfig, cache_dir: Path, video_ids: list[str],
+                 modalities: list[str], shuffle: bool, seed: int) -> IterableDataset:
+    """Clips of `clip_len` consecutive colour frames, magnified ones when the variant magnifies."""
+    kind = "magnified" if config.method["magnification"] else "static"
+    return loader.ClipSamples(cache_dir, video_ids, config.method["clip_len"], shuffle=shuffle,
+                              seed=seed, frames_kind=kind)
 
 
 def static_dynamic_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) -> tuple:
@@ -48,10 +55,9 @@ def clip_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) 
 @dataclass(frozen=True)
 class Method:
     name: str
-    samples: Callable[..., IterableDataset]  # (config, cache_dir, ids, modalities, shuffle, seed)
+    samples: Callable[..., IterableDataset]  # (ExperimentConfig, cache_dir, ids, modalities, shuffle, seed)
     prepare: Callable[[Inputs, dict, dict[str, str], bool], tuple]  # -> the model's inputs
     build: Callable[[Mapping, Mapping, list[str]], nn.Module]  # (config, pretrained, modalities)
-    normalization: Normalization
     multimodal: bool  # one branch per modality of the variant; else the colour stream alone
 
     def feeds(self, config: Mapping, splits: dict[str, Split]
@@ -67,17 +73,14 @@ class Method:
         return self.build(config, {**NO_PRETRAINED, **(pretrained or {})}, modalities or default)
 
     def inputs(self, config: ExperimentConfig, device: torch.device) -> Inputs:
-        """The input pipeline of an experiment: augmentation and magnification as configured."""
+        """The input pipeline of an experiment: augmentation and normalisation as configured."""
         method = config.method
-        magnify = config.evm is not None and method["magnification"]
         return Inputs(method["input_size"], config.augment if method["augment"] else None,
-                      config.evm if magnify else None, self.normalization, device,
+                      NORMALIZATIONS[method["input_normalization"]], device,
                       channels_last=device.type == "cuda")
 
 
 METHODS: dict[str, Method] = {
-    "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, IMAGENET,
-                    multimodal=True),
-    "motion": Method("motion", clip_samples, clip_inputs, build_motion, IMAGENET,
-                     multimodal=False),
+    "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, multimodal=True),
+    "motion": Method("motion", clip_samples, clip_inputs, build_motion, multimodal=False),
 }

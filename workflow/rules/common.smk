@@ -98,6 +98,10 @@ def dynamic_output(wildcards):
     return paths.cache_shard(wildcards.dataset, "dynamic", wildcards.shard)
 
 
+def magnify_output(wildcards):
+    return paths.cache_shard(wildcards.dataset, "magnified", wildcards.shard)
+
+
 def train_output(wildcards):
     return paths.train_outputs(experiment_of(wildcards))[0]
 
