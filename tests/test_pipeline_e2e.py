@@ -109,12 +109,12 @@ def test_a_root_with_spaces_and_shell_metacharacters_under_both_orchestrators(tm
     params["datasets"]["replay"]["root"] = str(root)
     params["grid"] = [block for block in TINY_GRID if block["dataset"] == "replay"]
     folder = make_project(base / "project dir", params)
-    target = "data/cache/replay/dynamic-0-of-1.parquet"
+    target = "data/cache/replay/static-0-of-1.parquet"  # index, extract, align read the root
     run(folder, "snakemake", "-j2", target)
     built = (folder / target).read_bytes()
     subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
     run(folder, "dvc", "init", "-q", "-f")
-    run(folder, "dvc", "repro", "--force", "dynamic-replay.0-of-1")
+    run(folder, "dvc", "repro", "--force", "align-replay.0-of-1")
     assert (folder / target).read_bytes() == built and not trap.exists()
 
 
