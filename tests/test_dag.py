@@ -98,15 +98,15 @@ def _snakemake(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_the_default_profile_is_used_from_the_repository_root():
-    """`snakemake -j 2` loads workflow/Snakefile and, beside it, profiles/default (rerun-incomplete)."""
+    """`snakemake -j 2` loads the root Snakefile and, beside it, profiles/default (rerun-incomplete)."""
     done = _snakemake("-n")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Using workflow specific profile workflow/profiles/default" in done.stdout + done.stderr
+    assert "Using workflow specific profile profiles/default" in done.stdout + done.stderr
 
 
 @pytest.mark.slow
 def test_slurm_profile_dry_run_succeeds():
-    done = _snakemake("-n", "--workflow-profile", "workflow/profiles/slurm")
+    done = _snakemake("-n", "--workflow-profile", "profiles/slurm")
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -114,7 +114,7 @@ def test_slurm_profile_dry_run_succeeds():
 def test_workflow_is_lint_clean_and_snakefmt_formatted():
     lint = _snakemake("--lint")
     assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr
-    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "workflow"],
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "workflow", "Snakefile"],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stderr[-2000:]
 

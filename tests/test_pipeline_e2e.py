@@ -139,11 +139,11 @@ def test_training_parameter_reruns_only_training_and_after(snakemake_project):
     try:
         params["augment"]["rotation_deg"] = 10
         (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        assert planned_rules(snakemake_project) == {"train", "evaluate", "report", "all"}
+        assert planned_rules(snakemake_project) == {"train", "evaluate", "report", "default"}
         params["dynamic"]["window"] = 4
         (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert planned_rules(snakemake_project) == {"dynamic", "train", "evaluate", "report",
-                                                    "all"}
+                                                    "default"}
     finally:
         (snakemake_project / "params.yaml").write_text(original)
 
