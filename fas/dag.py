@@ -163,13 +163,14 @@ def jobs(params: dict) -> list[Job]:
                 "extract", dataset, "--index", index_dir(dataset), "--root", root,
                 "--shard", spec, "--out", frames), index_outputs(dataset)[:2], [frames],
                 STAGE_PARAMS["extract"], cache=False))
+            # the Parquet caches are DVC-cached outputs: `dvc push` shares them (README)
             result.append(Job("align", f"{dataset}.{shard}", _fas(
                 "align", dataset, "--frames", frames, "--index", index_dir(dataset),
                 "--root", root, "--out", static), [frames, *index_outputs(dataset)[:2]],
-                [static], STAGE_PARAMS["align"], cache=False))
+                [static], STAGE_PARAMS["align"]))
             result.append(Job("dynamic", f"{dataset}.{shard}", _fas(
                 "dynamic", dataset, "--static", static, "--out", dynamic), [static],
-                [dynamic], STAGE_PARAMS["dynamic"], cache=False))
+                [dynamic], STAGE_PARAMS["dynamic"]))
     if any(e.dataset == "cross" for e in experiments):
         # `fas index cross` reads every cross-dataset source indexed by the grid.
         sources = sorted(set(CROSS_LETTERS.values()) & set(datasets))
