@@ -52,30 +52,39 @@ class MemorySamples(IterableDataset):
             self.samples.append(sample)
 
     def __iter__(self):
-        return iter(self.samples)
+        worker = torch.utils.data.get_worker_info()  # each DataLoader worker yields its share
+        return iter(self.samples if worker is None else self.samples[worker.id::worker.num_workers])
+
+
+def build_trainer(params: dict, method: str, preset: str, device: torch.device,
+                  batch: int | None = None, workers: int = 0) -> tuple[Trainer, dict]:
+    """The pipeline's Trainer for the method's `full` variant at the preset, and its config."""
+    params = copy.deepcopy(params)
+    params["preset"] = preset
+    config = method_config(params, method, "full")
+    schedule = Schedule.from_config(config)
+    schedule.batch_size = batch or schedule.batch_size
+    schedule.workers = workers
+    torch.manual_seed(0)
+    model = build_model(method, config)
+    inputs = Inputs(method, config, params["augment"], params["evm"], device,
+                    channels_last=device.type == "cuda")
+    feed = {m: m for m in config.get("modalities", [])}
+    return Trainer(method, model, schedule, inputs, feed, 0, device), config
 
 
 def measure(params: dict, method: str, preset: str) -> dict:
     """One warm-up epoch, then a timed epoch of a few steps."""
-    params = copy.deepcopy(params)
-    params["preset"] = preset
-    config = method_config(params, method, "full")
     batch, steps = CPU_BUDGET[preset][method]
-    schedule = Schedule.from_config(config)
-    schedule.batch_size = batch or schedule.batch_size
-    schedule.workers = 0  # samples are in memory; worker processes would only add start-up
-    torch.manual_seed(0)
-    model = build_model(method, config)
-    device = torch.device("cpu")
-    inputs = Inputs(method, config, params["augment"], params["evm"], device, channels_last=False)
-    feed = {m: m for m in config.get("modalities", [])}
-    trainer = Trainer(method, model, schedule, inputs, feed, 0, device)
+    # samples are in memory; worker processes would only add start-up
+    trainer, config = build_trainer(params, method, preset, torch.device("cpu"), batch)
+    schedule = trainer.schedule
     size = cache_size(params, method)
     trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size), 0)  # warm-up
     metrics = trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size * steps), 1)
     return {"method": method, "preset": preset, "batch": schedule.batch_size, "steps": steps,
             "input_size": config["input_size"], "cache_size": size,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "samples_per_s": round(metrics["train/samples_per_s"], 2),
             "data_wait_share": round(metrics["train/data_wait_share"], 3),
             "input_prep_share": round(metrics["train/input_prep_share"], 3)}
