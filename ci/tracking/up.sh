@@ -79,7 +79,7 @@ echo "$database" > "$state/database"
 
 uri="http://$host:$port"
 [ "$host" = 0.0.0.0 ] && uri="http://127.0.0.1:$port"
-for _ in $(seq 1 180); do
+for _ in $(seq 1 300); do
   if [ "$(curl -fsS "$uri/health" 2>/dev/null)" = OK ]; then
     echo "MLFLOW_TRACKING_URI=$uri"
     exit 0
@@ -88,4 +88,4 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 tail -n 30 "$state/server.log" >&2
-fail "mlflow server did not answer on $uri/health within 180 s"
+fail "mlflow server did not answer on $uri/health within 300 s"
