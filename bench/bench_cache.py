@@ -16,7 +16,8 @@ import skimage.data
 import torch
 
 from bench._util import OUT, best_time, peak_memory_mb, table
-from fas.cache import decode_pixels, image_row, iter_row_groups, shard_path, write_shard
+from fas.cache import decode_pixels, image_row, iter_row_groups, write_shard
+from fas.paths import Shard, shard_file
 from fas.loader import ClipSamples, chw
 
 N, SIZE = 4000, 112
@@ -38,7 +39,7 @@ def write_all(folder, images):
     labels = {"is_live": True, "pai": "live", "subject": "s"}
     rows = [image_row(f"v{i // 16:05d}", "color", "static", i % 16, image, source_frames=[i % 16],
                       timestamps=[i % 16 / 30], labels=labels) for i, image in enumerate(images)]
-    write_shard(shard_path(folder / "cache", "static", (0, 1)), rows, 256)
+    write_shard(shard_file(folder / "cache", "static", Shard(0, 1)), rows, 256)
     for ext in ("jpg", "png"):
         (folder / ext).mkdir()
         for i, image in enumerate(images):
@@ -55,7 +56,7 @@ def main() -> None:
     order = np.random.default_rng(1).permutation(N)
     # a plain ndarray view: slicing np.memmap objects costs more than the copy itself
     memmap = np.load(folder / "crops.npy", mmap_mode="r").view(np.ndarray)
-    shard = shard_path(folder / "cache", "static", (0, 1))
+    shard = shard_file(folder / "cache", "static", Shard(0, 1))
 
     def cache_scan():
         columns = ["pixels", "height", "width", "channels"]

@@ -1,7 +1,7 @@
 """GPU training throughput of SD-Net and MotionEnhancement at the paper preset, AMP on and off.
 
 For each method: samples/s of full training steps (loader batch -> inputs on
-the GPU -> forward/backward/step) through `fas.train.Trainer` at the paper
+the GPU -> forward/backward/step) through `fas.training.loop.Trainer` at the paper
 preset's batch size and DataLoader workers, the share of step time spent
 waiting for the DataLoader, peak GPU memory (torch.cuda) and GPU utilisation
 (nvidia-smi, sampled every 100 ms during the timed epoch). AMP on is what
@@ -66,8 +66,7 @@ class UtilisationSampler:
 
 def measure(params: dict, method: str, amp: bool, steps: int, device: torch.device) -> dict:
     """A warm-up epoch (cuDNN autotuning, allocator), then a timed epoch of `steps` steps."""
-    trainer, config = build_trainer(params, method, PRESET, device)
-    trainer.schedule.workers = int(config["workers"])
+    trainer, config = build_trainer(params, method, PRESET, device)  # the preset's batch, workers
     trainer.amp = amp  # AMP off: the same Trainer without autocast and gradient scaling
     trainer.scaler = torch.amp.GradScaler("cuda", enabled=amp)
     size, batch = cache_size(params, method), trainer.schedule.batch_size

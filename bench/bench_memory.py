@@ -19,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from fas import paths
 from fas.config import REPO_ROOT, load_params
+from fas.paths import Shard
 
 LIMIT_MB = 4096
 EXPERIMENTS = {"replay": "replay.grandtest.f1.motion.full.s0", "cefa": "cefa.p1.f1.sdnet.full.s0"}
@@ -39,9 +41,10 @@ def _peak(command: list[str], folder: Path) -> tuple[float, float]:
 
 
 def _stages(dataset: str, folder: Path) -> list[tuple[str, list[str]]]:
-    root, index = f"data/synthetic/{dataset}", f"data/index/{dataset}"
-    frames = f"data/frames/{dataset}/shard-0-of-1.parquet"
-    static = f"data/cache/{dataset}/static-0-of-1.parquet"
+    shard = Shard(0, 1)
+    root, index = f"data/synthetic/{dataset}", str(paths.index_dir(dataset))
+    frames = str(paths.frames_shard(dataset, shard))
+    static = str(paths.cache_shard(dataset, "static", shard))
     return [
         ("synth", ["synth", dataset, "--out", root, "--scale", "SCALE", "--seed", "0"]),
         ("index", ["index", dataset, "--root", root, "--out", index]),
@@ -50,7 +53,7 @@ def _stages(dataset: str, folder: Path) -> list[tuple[str, list[str]]]:
         ("align", ["align", dataset, "--frames", frames, "--index", index, "--root", root,
                    "--out", static]),
         ("dynamic", ["dynamic", dataset, "--static", static,
-                     "--out", f"data/cache/{dataset}/dynamic-0-of-1.parquet"]),
+                     "--out", str(paths.cache_shard(dataset, "dynamic", shard))]),
         ("train", ["train", "--experiment", EXPERIMENTS[dataset]]),
         ("evaluate", ["evaluate", "--experiment", EXPERIMENTS[dataset]]),
     ]
@@ -62,14 +65,14 @@ def measure(scale: str) -> dict[tuple[str, str], tuple[float, float]]:
         folder = Path(tmp)
         params = load_params(REPO_ROOT / "params.yaml")
         params["synth"]["scale"] = scale
-        params["shards"] = {name: 1 for name in params["shards"]}
+        params["shards"] = {"default": 1}
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         for dataset in EXPERIMENTS:
             for stage, command in _stages(dataset, folder):
                 command = [scale if part == "SCALE" else part for part in command]
                 figures[dataset, stage] = _peak(command, folder)
             figures[dataset, "videos"] = (
-                len(pd.read_parquet(folder / f"data/index/{dataset}/manifest.parquet")), 0.0)
+                len(pd.read_parquet(folder / paths.index_outputs(dataset)[0])), 0.0)
     return figures
 
 

@@ -1,7 +1,7 @@
 """Training throughput of SD-Net and MotionEnhancement at the paper and demo presets (CPU).
 
 For each (method, preset): samples/s of full training steps (loader batch ->
-resize/magnify/augment -> forward/backward/step) through `fas.train.Trainer`,
+resize/magnify/augment -> forward/backward/step) through `fas.training.loop.Trainer`,
 with the shares of step time spent waiting for the DataLoader and preparing
 inputs. Samples are generated in memory in the loader's format at the cache
 resolution (align.crop_size), so the wait share is the DataLoader and collate
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import functools
 import json
 import sys
 import time
@@ -23,10 +25,13 @@ import time
 import torch
 from torch.utils.data import IterableDataset
 
-from fas.config import load_params, method_config
-from fas.models import build_model
+from fas.config import load_params, method_config, per_dataset
+from fas.experiment import resolve
+from fas.grid import expand
 from fas.models.evm import magnify
-from fas.train import Inputs, Schedule, Trainer
+from fas.training.loop import Schedule, Trainer
+from fas.training.methods import METHODS
+from fas.training.splits import Split
 
 # (batch size on CPU, timed steps) per preset: the paper batch is cut for CPU.
 CPU_BUDGET = {"paper": {"sdnet": (4, 2), "motion": (1, 1)},
@@ -36,14 +41,14 @@ CPU_BUDGET = {"paper": {"sdnet": (4, 2), "motion": (1, 1)},
 class MemorySamples(IterableDataset):
     """`n` synthetic samples in the loader's format (docs/ARCHITECTURE.md)."""
 
-    def __init__(self, method: str, config: dict, size: int, n: int, fps: float = 25.0):
+    def __init__(self, method: str, config, size: int, n: int, fps: float = 25.0):
         generator = torch.Generator().manual_seed(0)
         image = lambda: torch.randint(0, 256, (3, size, size), dtype=torch.uint8,  # noqa: E731
                                       generator=generator)
         self.samples = []
         for i in range(n):
             sample = {"video_id": f"v{i}", "index": 0, "is_live": i % 2 == 0, "pai": "live"}
-            if method == "sdnet":
+            if METHODS[method].multimodal:
                 sample["static"] = {m: image() for m in config["modalities"]}
                 sample["dynamic"] = {m: image() for m in config["modalities"]}
             else:
@@ -57,27 +62,33 @@ class MemorySamples(IterableDataset):
 
 
 def build_trainer(params: dict, method: str, preset: str, device: torch.device,
-                  batch: int | None = None, workers: int = 0) -> tuple[Trainer, dict]:
-    """The pipeline's Trainer for the method's `full` variant at the preset, and its config."""
+                  batch: int | None = None, workers: int | None = None) -> tuple[Trainer, dict]:
+    """The pipeline's Trainer for the method's `full` variant at the preset, and its config.
+
+    `batch` and `workers` replace the preset's values where given.
+    """
     params = copy.deepcopy(params)
     params["preset"] = preset
-    config = method_config(params, method, "full")
+    experiment = next(e for e in expand(params) if e.method == method and e.variant == "full")
+    resolved = resolve(params, experiment)
+    config = resolved.method
     schedule = Schedule.from_config(config)
-    schedule.batch_size = batch or schedule.batch_size
-    schedule.workers = workers
+    schedule = dataclasses.replace(schedule, batch_size=batch or schedule.batch_size,
+                                   workers=schedule.workers if workers is None else workers)
     torch.manual_seed(0)
-    model = build_model(method, config)
-    inputs = Inputs(method, config, params["augment"], params["evm"], device,
-                    channels_last=device.type == "cuda")
-    feed = {m: m for m in config.get("modalities", [])}
-    return Trainer(method, model, schedule, inputs, feed, 0, device), config
+    spec = METHODS[method]
+    model = spec.build_model(config)
+    inputs = spec.inputs(resolved, device)
+    modalities, feeds = spec.feeds(config, {"train": Split("train")})
+    return Trainer(model, schedule, functools.partial(spec.prepare, inputs), feeds["train"][0],
+                   0, device), config
 
 
 def measure(params: dict, method: str, preset: str) -> dict:
     """One warm-up epoch, then a timed epoch of a few steps."""
     batch, steps = CPU_BUDGET[preset][method]
     # samples are in memory; worker processes would only add start-up
-    trainer, config = build_trainer(params, method, preset, torch.device("cpu"), batch)
+    trainer, config = build_trainer(params, method, preset, torch.device("cpu"), batch, workers=0)
     schedule = trainer.schedule
     size = cache_size(params, method)
     trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size), 0)  # warm-up
@@ -91,11 +102,8 @@ def measure(params: dict, method: str, preset: str) -> dict:
 
 
 def cache_size(params: dict, method: str) -> int:
-    """The cache's crop size for the method's datasets (align.crop_size: one or per dataset)."""
-    crop = params["align"]["crop_size"]
-    if isinstance(crop, dict):
-        return int(crop.get("replay" if method == "motion" else "cefa", crop["default"]))
-    return int(crop)
+    """The cache's crop size for the method's datasets (align.crop_size)."""
+    return int(per_dataset(params["align"]["crop_size"], "replay" if method == "motion" else "cefa"))
 
 
 def evm_cost(params: dict, preset: str) -> dict:

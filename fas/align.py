@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import (MediaError, ShardWriter, add_shard_arguments, consecutive_runs,
-                       finish_stage, image_row, iter_video_rows, parse_shard, read_meta)
-from fas.config import cache_shard, frames_shard, load_params
-from fas.io import FailureReport
+from fas import shard_stage
+from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
+from fas.config import per_dataset
+from fas.paths import cache_shard, frames_shard
+from fas.shard_stage import MediaError, ShardJob
 
 # dlib's canonical 5-point face, unit square (get_face_chip_details in
 # dlib/image_transforms/interpolation.h); order of the 5-point model's parts:
@@ -175,7 +175,7 @@ def align_video(frames: dict[str, list[dict]], backend: str, settings: dict, cro
     with `image` and `source_frame`. Returns crops per modality, extra flags
     per position and the number of frames with a face found.
     """
-    margin, smoothing = float(settings["margin"]), int(settings.get("smoothing", 1))
+    margin, smoothing = float(settings["margin"]), int(settings["smoothing"])
     reference = frames["color"] if "color" in frames else next(iter(frames.values()))
     n = len(reference)
     if backend == "precropped":
@@ -214,12 +214,6 @@ def align_video(frames: dict[str, list[dict]], backend: str, settings: dict, cro
     return crops, flags, n_found
 
 
-def crop_size_for(settings: dict, dataset: str) -> int:
-    """`align.crop_size`: an int, or a mapping dataset -> int with a `default`."""
-    size = settings["crop_size"]
-    return int(size.get(dataset, size["default"]) if isinstance(size, dict) else size)
-
-
 def original_width(path: Path) -> int:
     """Width of a video as stored (face-location boxes are in its pixels)."""
     import av
@@ -232,74 +226,58 @@ def original_width(path: Path) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shard_arguments(parser, "data/cache/<dataset>/static-<i>-of-<n>.parquet")
+    shard_stage.add_arguments(parser, cache_shard("<dataset>", "static", "<i>-of-<n>").as_posix())
     parser.add_argument("--frames", type=Path, default=None,
-                        help="frames shard of `fas extract` (data/frames/<dataset>/shard-<i>-of-<n>.parquet)")
-    parser.add_argument("--index", type=Path, default=None,
-                        help="index folder with manifest.parquet (data/index/<dataset>)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="dataset root, for annotation files (params datasets.<dataset>.root)")
+                        help="frames shard of `fas extract` "
+                             f"({frames_shard('<dataset>', '<i>-of-<n>').as_posix()})")
+    shard_stage.add_source_arguments(parser, ", for annotation files")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    params = load_params(args.params)
-    settings = params["align"]
-    shard = parse_shard(args.shard)
-    name = f"{shard[0]}-of-{shard[1]}"
-    frames_path = args.frames or frames_shard(args.dataset, name)
-    out = args.out or cache_shard(args.dataset, "static", name)
-    index_dir = args.index or Path("data/index") / args.dataset
-    root = args.root or Path(params["datasets"][args.dataset]["root"])
-    backend = settings.get("backend", {}).get(args.dataset, "detector")
-    if backend not in BACKENDS:
-        raise ValueError(f"align.backend.{args.dataset} = {backend!r}: one of {BACKENDS}")
-    crop_size = crop_size_for(settings, args.dataset)
-    manifest = pd.read_parquet(index_dir / "manifest.parquet").set_index("video_id")
-    detector = LandmarkDetector(int(settings.get("upsample", 0))) if backend == "detector" else None
-    report = FailureReport("align")
-    usable = total = 0
+    job = ShardJob.from_args("align", args)
+    settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
+    frames_path = args.frames or frames_shard(job.dataset, job.shard)
+    out = args.out or cache_shard(job.dataset, "static", job.shard)
+    backend = per_dataset(settings["backend"], job.dataset)
+    crop_size = per_dataset(settings["crop_size"], job.dataset)
+    manifest_path = index_dir / "manifest.parquet"
+    manifest = pd.read_parquet(manifest_path).set_index("video_id")
+    detector = LandmarkDetector(int(settings["upsample"])) if backend == "detector" else None
     n_videos = len(set(read_meta([frames_path]).column("video_id").to_pylist()))
-    with ShardWriter(out, int(settings.get("row_group_rows", 256))) as writer:
-        for video_id, rows in tqdm(iter_video_rows(frames_path), total=n_videos, file=sys.stderr,
-                                   desc=f"align {args.dataset} {args.shard}", unit="video"):
-            total += 1
-            if video_id not in manifest.index:
-                report.add(video_id, f"not in {index_dir / 'manifest.parquet'}", "video skipped")
-                continue
-            item = manifest.loc[video_id]
-            media_path = root / str(item.get("path_color") or "")
-            frames = {}
-            for row in rows:
-                frames.setdefault(row["modality"], []).append(
-                    {"image": row["image"], "source_frame": row["source_frames"][0]})
-            boxes, box_scale = None, 1.0
-            try:
-                if backend == "annotations":
-                    if not isinstance(item.get("path_annotation"), str):
-                        raise MediaError(media_path, "no face-location file in the manifest")
-                    boxes = read_face_locations(root / item["path_annotation"])
-                    box_scale = rows[0]["width"] / original_width(media_path)
-                crops, extra, n_found = align_video(frames, backend, settings, crop_size,
-                                                    detector, boxes, box_scale)
-            except (MediaError, OSError) as error:
-                report.add(getattr(error, "path", media_path), getattr(error, "reason", str(error)),
-                           "video skipped")
-                continue
-            if n_found == 0:
-                report.add(media_path, "no face found in any sampled frame",
+
+    def align(video_id: str, rows: list[dict]) -> list[dict]:
+        if video_id not in manifest.index:
+            raise MediaError(video_id, f"not in {manifest_path}")
+        item = manifest.loc[video_id]
+        media_path = root / str(item.get("path_color") or "")
+        frames = {}
+        for row in rows:
+            frames.setdefault(row["modality"], []).append(
+                {"image": row["image"], "source_frame": row["source_frames"][0]})
+        boxes, box_scale = None, 1.0
+        try:
+            if backend == "annotations":
+                if not isinstance(item.get("path_annotation"), str):
+                    raise MediaError(media_path, "no face-location file in the manifest")
+                boxes = read_face_locations(root / item["path_annotation"])
+                box_scale = rows[0]["width"] / original_width(media_path)
+            crops, extra, n_found = align_video(frames, backend, settings, crop_size,
+                                                detector, boxes, box_scale)
+        except OSError as error:
+            raise MediaError(media_path, str(error)) from None
+        if n_found == 0:
+            job.report.add(media_path, "no face found in any sampled frame",
                            "centre crop, flagged no_face")
-            usable += 1
-            positions = {}
-            out_rows = []
-            for row in rows:
-                position = positions.setdefault(row["modality"], 0)
-                positions[row["modality"]] += 1
-                out_rows.append(image_row(
-                    video_id, row["modality"], "static", row["index"],
-                    crops[row["modality"]][position], source_frames=row["source_frames"],
-                    timestamps=row["timestamps"], flags=set(row["flags"]) | extra[position],
-                    labels=row))
-            writer.write(out_rows)
-    return finish_stage(report, out, usable, total, args.strict)
+        positions: dict[str, int] = {}
+        out_rows = []
+        for row in rows:
+            position = positions.setdefault(row["modality"], 0)
+            positions[row["modality"]] += 1
+            out_rows.append(image_row(
+                video_id, row["modality"], "static", row["index"],
+                crops[row["modality"]][position], source_frames=row["source_frames"],
+                timestamps=row["timestamps"], flags=set(row["flags"]) | extra[position],
+                labels=row))
+        return out_rows
+
+    return job.run(out, iter_video_rows(frames_path), n_videos, align)

@@ -11,8 +11,6 @@ size and no varying metadata, so the same inputs give byte-identical files.
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fas.io import FailureReport, atomic_path
+from fas.io import atomic_path
 
 SCHEMA = pa.schema([
     ("video_id", pa.string()),
@@ -42,68 +40,13 @@ SCHEMA = pa.schema([
 ])
 META_COLUMNS = [name for name in SCHEMA.names if name != "pixels"]
 SORT_KEY = ("video_id", "modality", "kind", "index")
-SHARD_NAME = re.compile(r"^(?P<kind>[a-z]+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
 
 
-class MediaError(Exception):
-    """A file that cannot be used, with the reason (goes to the failure report)."""
-
-    def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-
-def add_shard_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """Arguments shared by the preprocessing stages (each writes one shard)."""
-    parser.add_argument("dataset", help="dataset name, e.g. replay")
-    parser.add_argument("--shard", default="0/1", help="i/n: process shard i of n (i from 0)")
-    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
-    parser.add_argument("--out", type=Path, default=None, help=f"output file ({default_out})")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit non-zero when any input was reported")
-
-
-def finish_stage(report: FailureReport, out: Path, usable: int, total: int, strict: bool) -> int:
-    """Write the failure report beside `out`, print a summary, choose the exit code."""
-    report.write(f"{out}.failures.json")
-    if len(report):
-        print(report.summary(), file=sys.stderr)
-    print(f"{report.stage}: {usable}/{total} videos -> {out}", file=sys.stderr)
-    if strict and len(report):
-        return 1
-    return 1 if total and not usable else 0
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """`"i/n"` (i from 0) as a pair, validated."""
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
-    if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise ValueError(f"bad shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/2")
-    return int(match[1]), int(match[2])
-
-
-def shard_members(video_ids: Iterable[str], shard: tuple[int, int]) -> list[str]:
-    """The videos of shard i of n: every n-th of the sorted ids, from the i-th."""
-    i, n = shard
-    return sorted(set(video_ids))[i::n]
-
-
-def shard_path(cache_dir: str | Path, kind: str, shard: tuple[int, int]) -> Path:
-    return Path(cache_dir) / f"{kind}-{shard[0]}-of-{shard[1]}.parquet"
-
-
-def shard_paths(cache_dir: str | Path, kind: str) -> list[Path]:
-    """All shards of one kind in a cache folder, in shard order."""
-    found = []
-    for path in Path(cache_dir).glob(f"{kind}-*-of-*.parquet"):
-        match = SHARD_NAME.match(path.name)
-        if match and match["kind"] == kind:
-            found.append((int(match["n"]), int(match["i"]), path))
-    counts = {n for n, _, _ in found}
-    if len(counts) > 1:
-        raise ValueError(f"{cache_dir}: {kind} shards of different counts {sorted(counts)}; "
-                         "remove the stale ones")
-    return [path for _, _, path in sorted(found)]
+def frame_rate(frames: list[int], times: list[float]) -> float | None:
+    """Frame rate from source frame numbers and their timestamps, if they span time."""
+    if len(frames) < 2 or times[-1] <= times[0] or frames[-1] <= frames[0]:
+        return None
+    return (frames[-1] - frames[0]) / (times[-1] - times[0])
 
 
 def consecutive_runs(source_frames: Iterable[int]) -> list[range]:

@@ -16,19 +16,25 @@ from pathlib import Path
 
 import yaml
 
-from fas.config import REPO_ROOT, cache_shard, frames_shard, is_synthetic_root, load_params
-from fas.grid import Experiment, expand
+from fas import paths
+from fas.config import REPO_ROOT, is_synthetic_root, load_params, per_dataset
+from fas.experiment import CROSS_LETTERS, resolve, source_datasets
+from fas.grid import expand
 from fas.io import atomic_path
+from fas.paths import Shard
 
 # Code each stage runs: a change to it reruns the stage (DVC deps, Snakemake fingerprint).
 STAGE_CODE = {
     "track": ["fas/tracking.py"],
     "synth": ["fas/synth"],
     "index": ["fas/datasets"],
-    "extract": ["fas/extract.py", "fas/cache.py"],
-    "align": ["fas/align.py", "fas/cache.py"],
-    "dynamic": ["fas/dynamic.py", "fas/cache.py"],
-    "train": ["fas/train.py", "fas/models", "fas/loader.py", "fas/cache.py"],
+    "extract": ["fas/extract.py", "fas/shard_stage.py", "fas/cache.py"],
+    "align": ["fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
+    "dynamic": ["fas/dynamic.py", "fas/shard_stage.py", "fas/cache.py"],
+    "magnify": ["fas/magnify.py", "fas/models/evm.py", "fas/evm_settings.py", "fas/shard_stage.py",
+                "fas/cache.py"],
+    "train": ["fas/train.py", "fas/training", "fas/experiment.py", "fas/models", "fas/loader.py",
+              "fas/cache.py"],
     "evaluate": ["fas/evaluate.py", "fas/metrics.py"],
     "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/data"],
 }
@@ -38,16 +44,14 @@ STAGE_PARAMS = {
     "track": ["mlflow", "preset", "seeds", "grid"],
     "synth": ["synth"],
     "index": ["index"],
-    "extract": ["extract", "shards"],
+    "extract": ["extract", "shards", "preset"],
     "align": ["align", "shards"],
-    "dynamic": ["dynamic", "shards"],
+    "dynamic": ["dynamic", "shards", "preset"],
+    "magnify": ["evm", "shards"],
     "train": ["preset", "presets", "methods", "augment", "evm", "pretrained", "seeds"],
     "evaluate": ["evaluate"],
     "report": ["evaluate", "grid", "seeds"],
 }
-
-MLFLOW_RECEIPT = "results/mlflow/grid.json"
-
 
 @dataclass
 class Job:
@@ -65,85 +69,45 @@ class Job:
         return f"{self.stage}-{self.key}" if self.key else self.stage
 
 
-def shard_names(params: dict, dataset: str) -> list[str]:
-    count = int(params["shards"][dataset])
-    return [f"{i}-of-{count}" for i in range(count)]
+def shards(params: dict, dataset: str) -> list[Shard]:
+    return Shard.all(per_dataset(params["shards"], dataset))
 
 
-def index_dir(dataset: str) -> str:
-    return f"data/index/{dataset}"
-
-
-def index_outputs(dataset: str) -> list[str]:
-    return [f"{index_dir(dataset)}/{name}"
-            for name in ("manifest.parquet", "protocols.parquet", "skipped.json")]
-
-
-def cache_outputs(params: dict, dataset: str) -> list[str]:
-    return [cache_shard(dataset, kind, shard).as_posix()
-            for kind in ("static", "dynamic") for shard in shard_names(params, dataset)]
-
-
-def train_dir(experiment: Experiment) -> str:
-    return f"results/train/{experiment.path}"
-
-
-def train_outputs(experiment: Experiment) -> list[str]:
-    folder = train_dir(experiment)
-    return [f"{folder}/{name}" for name in
-            ("scores.parquet", "frame_scores.parquet", "history.csv", "receipt.json")]
-
-
-def metrics_output(experiment: Experiment) -> str:
-    return f"results/eval/{experiment.path}/metrics.json"
-
-
-REPORT_OUTPUTS = ["results/tables", "results/plots", "results/index.md"]
-
-
-# Letters of the leave-one-out protocols (O/C/I/M), as the cross-dataset literature names them.
-CROSS_LETTERS = {"o": "oulu", "c": "casia_fasd", "i": "replay", "m": "msu"}
-
-
-def cross_sources(protocol: str) -> list[str]:
-    """Datasets a cross-dataset protocol reads, from its name (docs/ARCHITECTURE.md, Names).
-
-    `replay_to_casia_fasd` names both datasets; `ocm_to_i` uses the O/C/I/M letters.
-    """
-    train, _, test = protocol.partition("_to_")
-    if not test:
-        raise ValueError(f"cross-dataset protocol {protocol!r} is not <sources>_to_<target>")
-    if train in CROSS_LETTERS.values() or test in CROSS_LETTERS.values():
-        return sorted({train, test})
-    return sorted({CROSS_LETTERS[letter] for letter in train + test})
-
-
-def experiment_datasets(experiment: Experiment) -> list[str]:
-    if experiment.dataset == "cross":
-        return cross_sources(experiment.protocol)
-    return [experiment.dataset]
+def cache_needs(params: dict) -> dict[str, set[str]]:
+    """Per dataset, the cache kinds some experiment of the grid reads."""
+    needs: dict[str, set[str]] = {}
+    for experiment in expand(params):
+        kinds = resolve(params, experiment).cache_kinds
+        for dataset in source_datasets(experiment, params["datasets"]):
+            needs.setdefault(dataset, set()).update(kinds)
+    return needs
 
 
 def needed_datasets(params: dict) -> list[str]:
     """Real datasets the grid reads, the sources of its cross-dataset protocols included."""
-    needed: set[str] = set()
-    for experiment in expand(params):
-        needed.update(experiment_datasets(experiment))
-    return sorted(needed)
+    return sorted({d for experiment in expand(params)
+                   for d in source_datasets(experiment, params["datasets"])})
 
 
-def _fas(*parts: str) -> str:
-    return " ".join(["fas", *parts])
+def _fas(*parts: str | Path | Shard) -> str:
+    return " ".join(["fas", *map(str, parts)])
+
+
+def _posix(items) -> list[str]:
+    return [Path(item).as_posix() for item in items]
 
 
 def jobs(params: dict) -> list[Job]:
     """Every job of the grid, in DAG order."""
     experiments = expand(params)
     datasets = needed_datasets(params)
-    result = [Job("track", "", _fas("track", "init", "--receipt", MLFLOW_RECEIPT),
-                  [], [MLFLOW_RECEIPT], STAGE_PARAMS["track"], cache=False)]
+    needs = cache_needs(params)
+    receipt = paths.MLFLOW_RECEIPT.as_posix()
+    result = [Job("track", "", _fas("track", "init", "--receipt", receipt),
+                  [], [receipt], STAGE_PARAMS["track"], cache=False)]
     for dataset in datasets:
         root = params["datasets"][dataset]["root"]
+        index, tables = paths.index_dir(dataset), _posix(paths.index_outputs(dataset)[:2])
         index_deps = []
         if is_synthetic_root(root):
             # scale, seed and difficulty come from params.yaml, which DVC and the
@@ -151,50 +115,55 @@ def jobs(params: dict) -> list[Job]:
             result.append(Job("synth", dataset, _fas("synth", dataset, "--out", root),
                               [], [root], STAGE_PARAMS["synth"], cache=False))
             index_deps = [root]
-        result.append(Job("index", dataset,
-                          _fas("index", dataset, "--root", root, "--out", index_dir(dataset)),
-                          index_deps, index_outputs(dataset), STAGE_PARAMS["index"]))
-        for shard in shard_names(params, dataset):
-            frames = frames_shard(dataset, shard).as_posix()
-            static = cache_shard(dataset, "static", shard).as_posix()
-            dynamic = cache_shard(dataset, "dynamic", shard).as_posix()
-            spec = shard.replace("-of-", "/")
-            result.append(Job("extract", f"{dataset}.{shard}", _fas(
-                "extract", dataset, "--index", index_dir(dataset), "--root", root,
-                "--shard", spec, "--out", frames), index_outputs(dataset)[:2], [frames],
-                STAGE_PARAMS["extract"], cache=False))
+        result.append(Job("index", dataset, _fas("index", dataset, "--root", root, "--out", index),
+                          index_deps, _posix(paths.index_outputs(dataset)), STAGE_PARAMS["index"]))
+        for shard in shards(params, dataset):
+            frames = paths.frames_shard(dataset, shard).as_posix()
+            static = paths.cache_shard(dataset, "static", shard).as_posix()
+            dynamic = paths.cache_shard(dataset, "dynamic", shard).as_posix()
+            key = f"{dataset}.{shard}"
+            result.append(Job("extract", key, _fas(
+                "extract", dataset, "--index", index, "--root", root, "--shard", shard.spec,
+                "--out", frames), tables, [frames], STAGE_PARAMS["extract"], cache=False))
             # the Parquet caches are DVC-cached outputs: `dvc push` shares them (README)
-            result.append(Job("align", f"{dataset}.{shard}", _fas(
-                "align", dataset, "--frames", frames, "--index", index_dir(dataset),
-                "--root", root, "--out", static), [frames, *index_outputs(dataset)[:2]],
-                [static], STAGE_PARAMS["align"]))
-            result.append(Job("dynamic", f"{dataset}.{shard}", _fas(
-                "dynamic", dataset, "--static", static, "--out", dynamic), [static],
-                [dynamic], STAGE_PARAMS["dynamic"]))
+            result.append(Job("align", key, _fas(
+                "align", dataset, "--frames", frames, "--index", index, "--root", root,
+                "--out", static), [frames, *tables], [static], STAGE_PARAMS["align"]))
+            if "dynamic" in needs[dataset]:
+                result.append(Job("dynamic", key, _fas(
+                    "dynamic", dataset, "--static", static, "--out", dynamic),
+                    [static], [dynamic], STAGE_PARAMS["dynamic"]))
+            if "magnified" in needs[dataset]:
+                magnified = paths.cache_shard(dataset, "magnified", shard).as_posix()
+                result.append(Job("magnify", key, _fas(
+                    "magnify", dataset, "--static", static, "--out", magnified),
+                    [static], [magnified], STAGE_PARAMS["magnify"]))
     if any(e.dataset == "cross" for e in experiments):
         # `fas index cross` reads every cross-dataset source indexed by the grid.
         sources = sorted(set(CROSS_LETTERS.values()) & set(datasets))
-        result.append(Job("index", "cross", _fas("index", "cross", "--root", "data/index",
-                                                 "--out", index_dir("cross")),
-                          [p for d in sources for p in index_outputs(d)[:2]],
-                          index_outputs("cross"), STAGE_PARAMS["index"]))
+        result.append(Job("index", "cross", _fas("index", "cross", "--root", paths.INDEX_ROOT,
+                                                 "--out", paths.index_dir("cross")),
+                          [p for d in sources for p in _posix(paths.index_outputs(d)[:2])],
+                          _posix(paths.index_outputs("cross")), STAGE_PARAMS["index"]))
     for experiment in experiments:
-        deps = [MLFLOW_RECEIPT, *index_outputs(experiment.dataset)[:2]]
-        for dataset in experiment_datasets(experiment):
-            deps += cache_outputs(params, dataset)
+        deps = [receipt, *_posix(paths.index_outputs(experiment.dataset)[:2])]
+        kinds = resolve(params, experiment).cache_kinds
+        for dataset in source_datasets(experiment, params["datasets"]):
+            deps += _posix(paths.cache_outputs(dataset, len(shards(params, dataset)), kinds))
             if experiment.dataset == "cross":
-                deps += index_outputs(dataset)[:2]
+                deps += _posix(paths.index_outputs(dataset)[:2])
+        train_outputs = _posix(paths.train_outputs(experiment))
+        metrics = paths.metrics_output(experiment).as_posix()
         result.append(Job("train", experiment.id,
                           _fas("train", "--experiment", experiment.id),
-                          deps, train_outputs(experiment), STAGE_PARAMS["train"]))
+                          deps, train_outputs, STAGE_PARAMS["train"]))
         result.append(Job("evaluate", experiment.id,
                           _fas("evaluate", "--experiment", experiment.id),
-                          train_outputs(experiment), [metrics_output(experiment)],
-                          STAGE_PARAMS["evaluate"], metrics=[metrics_output(experiment)]))
+                          train_outputs, [metrics], STAGE_PARAMS["evaluate"], metrics=[metrics]))
     result.append(Job("report", "", _fas("report"),
-                      [metrics_output(e) for e in experiments]
-                      + [train_outputs(e)[2] for e in experiments],
-                      REPORT_OUTPUTS, STAGE_PARAMS["report"]))
+                      [paths.metrics_output(e).as_posix() for e in experiments]
+                      + [paths.train_outputs(e)[2].as_posix() for e in experiments],
+                      _posix(paths.REPORT_OUTPUTS), STAGE_PARAMS["report"]))
     return result
 
 

@@ -3,25 +3,27 @@
 A dynamic image summarises a window of T consecutive frames as
 d = sum_t alpha_t I_t with alpha_t = 2(T - t + 1) - (T + 1)(H_T - H_{t-1})
 (Bilen et al.; ../shared/docs/REFERENCE.md section 5; the coefficients sum
-to 0). Windows of `dynamic.window` frames with `dynamic.stride` are cut
-within consecutive runs of the sampled frames, all windows of a run are
-pooled by one matrix product in float32, and each image is min-max scaled
-to uint8 for storage. Every modality is pooled on its own.
+to 0). Windows of `dynamic.window` frames (every `frame_step`-th frame; or
+`video`: the whole run) starting every `dynamic.stride` frames are cut within
+consecutive runs of the sampled frames, all windows of a run are pooled by
+one matrix product in float32, and each image is min-max scaled to uint8 for
+storage. Every modality is pooled on its own. Rows of the primary window
+have kind `dynamic`; `dynamic.extra_windows` (an ablation over K) are stored
+beside them with kind `dynamic_k<K>` (`dynamic_video`).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fas.cache import (ShardWriter, add_shard_arguments, consecutive_runs, finish_stage,
-                       image_row, iter_video_rows, parse_shard, read_meta)
-from fas.config import cache_shard, load_params
-from fas.io import FailureReport
+from fas import shard_stage
+from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
+from fas.paths import cache_shard
+from fas.shard_stage import MediaError, ShardJob
 
 
 def rank_pool_coefficients(length: int) -> np.ndarray:
@@ -31,29 +33,43 @@ def rank_pool_coefficients(length: int) -> np.ndarray:
     return 2.0 * (length - t + 1) - (length + 1) * (harmonic[length] - harmonic[t - 1])
 
 
-def windows(source_frames: list[int], window: int, stride: int) -> list[tuple[range, bool]]:
+def windows(source_frames: list[int], window: int | None, stride: int, frame_step: int = 1
+            ) -> list[tuple[range, bool]]:
     """Windows of positions within consecutive runs, with a `short` mark.
 
-    A run shorter than `window` (but at least 2 frames) gives one window over
-    the whole run, marked short; leftover frames at a run's end are unused.
+    A window takes `window` positions `frame_step` apart (None: every
+    `frame_step`-th position of the whole run). A run too short for a window
+    (but with at least 2 frames) gives one window over what it has, marked
+    short; leftover frames at a run's end are unused.
     """
-    if window < 2 or stride < 1:
-        raise ValueError("dynamic.window must be >= 2 and dynamic.stride >= 1")
+    if (window is not None and window < 2) or stride < 1 or frame_step < 1:
+        raise ValueError("dynamic.window must be >= 2 (or video), dynamic.stride and "
+                         "dynamic.frame_step >= 1")
     found = []
     for run in consecutive_runs(source_frames):
-        if len(run) >= window:
-            found += [(range(s, s + window), False)
-                      for s in range(run.start, run.stop - window + 1, stride)]
-        elif len(run) >= 2:
-            found.append((run, True))
+        if window is None:
+            span = range(run.start, run.stop, frame_step)
+            found += [(span, False)] if len(span) >= 2 else []
+            continue
+        extent = (window - 1) * frame_step + 1
+        if len(run) >= extent:
+            found += [(range(s, s + extent, frame_step), False)
+                      for s in range(run.start, run.stop - extent + 1, stride)]
+        elif len(range(run.start, run.stop, frame_step)) >= 2:
+            found.append((range(run.start, run.stop, frame_step), True))
     return found
+
+
+def window_kind(window: int | str, primary: int | str) -> str:
+    """The cache kind of a window's dynamic images: `dynamic` for the primary window."""
+    return "dynamic" if window == primary else f"dynamic_{'video' if window == 'video' else f'k{window}'}"
 
 
 def pooling_matrix(spans: list[range], n_frames: int) -> np.ndarray:
     """[n_windows, n_frames] float32 matrix with each window's coefficients in its columns."""
     matrix = np.zeros((len(spans), n_frames), np.float32)
     for row, span in enumerate(spans):
-        matrix[row, span.start:span.stop] = rank_pool_coefficients(len(span))
+        matrix[row, np.asarray(span)] = rank_pool_coefficients(len(span))
     return matrix
 
 
@@ -85,8 +101,9 @@ def dynamic_images(frames: np.ndarray, spans: list[range], buffer_floats: int = 
     return to_uint8(pooled).reshape((len(spans),) + frames.shape[1:])
 
 
-def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int) -> list[dict]:
-    """Dynamic-image cache rows of one video's static rows (all modalities)."""
+def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, stride: int,
+                       frame_step: int = 1, extra_windows: tuple = ()) -> list[dict]:
+    """Dynamic-image cache rows of one video's static rows (all modalities, every window size)."""
     by_modality: dict[str, list[dict]] = {}
     for row in rows:
         by_modality.setdefault(row["modality"], []).append(row)
@@ -94,49 +111,45 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int
     for modality, modality_rows in by_modality.items():
         modality_rows.sort(key=lambda r: r["index"])
         frames = [r["source_frames"][0] for r in modality_rows]
-        found = windows(frames, window, stride)
-        if not found:
-            continue
-        stack = np.stack([r["image"] for r in modality_rows])
-        images = dynamic_images(stack, [span for span, _ in found])
-        for number, ((span, short), image) in enumerate(zip(found, images)):
-            members = [modality_rows[p] for p in span]
-            flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())
-            out.append(image_row(video_id, modality, "dynamic", number, image,
-                                 source_frames=[r["source_frames"][0] for r in members],
-                                 timestamps=[r["timestamps"][0] for r in members],
-                                 flags=flags, labels=members[0]))
-    return out
+        stack = None
+        for size in (window, *extra_windows):
+            found = windows(frames, None if size == "video" else int(size), stride, frame_step)
+            if not found:
+                continue
+            stack = np.stack([r["image"] for r in modality_rows]) if stack is None else stack
+            images = dynamic_images(stack, [span for span, _ in found])
+            for number, ((span, short), image) in enumerate(zip(found, images)):
+                members = [modality_rows[p] for p in span]
+                flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())
+                out.append(image_row(video_id, modality, window_kind(size, window), number, image,
+                                     source_frames=[r["source_frames"][0] for r in members],
+                                     timestamps=[r["timestamps"][0] for r in members],
+                                     flags=flags, labels=members[0]))
+    return sorted(out, key=lambda r: (r["modality"], r["kind"], r["index"]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shard_arguments(parser, "data/cache/<dataset>/dynamic-<i>-of-<n>.parquet")
+    shard_stage.add_arguments(parser, cache_shard("<dataset>", "dynamic", "<i>-of-<n>").as_posix())
     parser.add_argument("--static", type=Path, default=None,
-                        help="aligned static shard (data/cache/<dataset>/static-<i>-of-<n>.parquet)")
+                        help="aligned static shard "
+                             f"({cache_shard('<dataset>', 'static', '<i>-of-<n>').as_posix()})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    params = load_params(args.params)
-    settings = params["dynamic"]
-    shard = parse_shard(args.shard)
-    name = f"{shard[0]}-of-{shard[1]}"
-    static = args.static or cache_shard(args.dataset, "static", name)
-    out = args.out or cache_shard(args.dataset, "dynamic", name)
-    window, stride = int(settings["window"]), int(settings["stride"])
-    report = FailureReport("dynamic")
-    usable = total = 0
+    job = ShardJob.from_args("dynamic", args)
+    static = args.static or cache_shard(job.dataset, "static", job.shard)
+    out = args.out or cache_shard(job.dataset, "dynamic", job.shard)
+    settings = job.settings
+    window, frame_step = settings["window"], int(settings["frame_step"])
+    stride = int(settings["stride"][job.params["preset"]])
     n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))
-    with ShardWriter(out, int(settings.get("row_group_rows", 256))) as writer:
-        for video_id, rows in tqdm(iter_video_rows(static), total=n_videos, file=sys.stderr,
-                                   desc=f"dynamic {args.dataset} {args.shard}", unit="video"):
-            total += 1
-            dynamic_rows = video_dynamic_rows(video_id, rows, window, stride)
-            if not dynamic_rows:
-                report.add(video_id, f"no run of at least 2 consecutive sampled frames "
-                           f"(window {window}): no dynamic image", "video skipped")
-                continue
-            writer.write(sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"])))
-            usable += 1
-    return finish_stage(report, out, usable, total, args.strict)
+
+    def pool(video_id: str, rows: list[dict]) -> list[dict]:
+        dynamic_rows = video_dynamic_rows(video_id, rows, window, stride, frame_step,
+                                          tuple(settings["extra_windows"]))
+        if not dynamic_rows:
+            raise MediaError(video_id, f"no run of at least 2 consecutive sampled frames "
+                             f"(window {window}): no dynamic image")
+        return dynamic_rows
+
+    return job.run(out, iter_video_rows(static), n_videos, pool)

@@ -11,34 +11,22 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Mapping
 
 import pandas as pd
 
-from fas import grid, metrics
+from fas import metrics, paths, tracking
 from fas.config import load_params
+from fas.experiment import resolve
+from fas.grid import Experiment
 from fas.io import write_json
 
 LEVEL_FILES = {"video": "scores.parquet", "frame": "frame_scores.parquet"}
 # Splits the label polarity guard looks at: in-domain data only, since a model
 # may legitimately rank a shifted test domain below chance.
 POLARITY_SPLITS = ("train", "dev")
-DEFAULTS = {"threshold_policy": "dev_eer", "fixed_threshold": 0.5, "level": "video",
-            "no_dev_policy": "train_eer", "polarity_min_auc": 0.2, "polarity_min_per_class": 10,
-            "table_apcer": "max"}
-
-
-def settings_from(params: dict) -> dict:
-    """The `evaluate:` section of params.yaml with defaults filled in."""
-    settings = {**DEFAULTS, **(params.get("evaluate") or {})}
-    if settings["level"] not in LEVEL_FILES:
-        raise ValueError(f"evaluate.level must be one of {list(LEVEL_FILES)} (got {settings['level']!r})")
-    return settings
-
-
 def load_scores(path: Path) -> pd.DataFrame:
     """A scores table, checked for columns, values and label consistency."""
     if not path.exists():
@@ -51,7 +39,7 @@ def load_scores(path: Path) -> pd.DataFrame:
     return table
 
 
-def evaluate_table(table: pd.DataFrame, source: str, settings: dict) -> dict:
+def evaluate_table(table: pd.DataFrame, source: str, settings: Mapping) -> dict:
     """Headline result under the configured policy and one block per available policy."""
     for split in POLARITY_SPLITS:
         rows = table[table["split"] == split]
@@ -102,7 +90,7 @@ def _finite(value):
     return value
 
 
-def evaluate_experiment(experiment: grid.Experiment, settings: dict, train_root: Path) -> dict:
+def evaluate_experiment(experiment: Experiment, settings: Mapping, train_root: Path) -> dict:
     """The metrics.json payload of one experiment.
 
     The headline level must be scorable; a problem with the other level is
@@ -130,20 +118,12 @@ def evaluate_experiment(experiment: grid.Experiment, settings: dict, train_root:
         "provenance": {
             "accept_rule": metrics.ACCEPT_RULE,
             "evaluated_split": "test",
-            "settings": settings,
+            "settings": dict(settings),
             "scores": files,
             "run_id": read_receipt(train_dir).get("run_id"),
             "problems": problems,
         },
     })
-
-
-def tracker() -> ModuleType | None:
-    """fas.tracking, or None when tracking is off; skipping the import keeps MLflow out of tests."""
-    if os.environ.get("FAS_TRACKING", "1") == "0":
-        return None
-    from fas import tracking
-    return tracking
 
 
 def mlflow_metrics(payload: dict) -> dict[str, float]:
@@ -172,9 +152,6 @@ def mlflow_metrics(payload: dict) -> dict[str, float]:
 def log_to_run(payload: dict, metrics_path: Path) -> None:
     """Log the headline numbers and threshold provenance into the training run."""
     run_id = payload["provenance"]["run_id"]
-    tracking = tracker()
-    if tracking is None or not run_id:
-        return
     threshold = payload["threshold"]
     with tracking.resume_run(run_id) as run:
         run.log_metrics(mlflow_metrics(payload))
@@ -188,27 +165,25 @@ def log_to_run(payload: dict, metrics_path: Path) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment id from `fas grid`")
     parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
-    parser.add_argument("--train-root", type=Path, default=Path("results/train"))
-    parser.add_argument("--out", type=Path, default=Path("results/eval"))
+    parser.add_argument("--train-root", type=Path, default=paths.TRAIN_ROOT)
+    parser.add_argument("--out", type=Path, default=paths.EVAL_ROOT)
 
 
 def run(args: argparse.Namespace) -> int:
-    params = load_params(args.params)
+    config = resolve(load_params(args.params), args.experiment)
     try:
-        experiment = grid.find(params, args.experiment)
-        payload = evaluate_experiment(experiment, settings_from(params), args.train_root)
-    except (KeyError, ValueError, FileNotFoundError) as error:
-        print(f"fas evaluate: {error.args[0] if isinstance(error, KeyError) else error}",
-              file=sys.stderr)
+        payload = evaluate_experiment(config.experiment, config.evaluate, args.train_root)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"fas evaluate: {error}", file=sys.stderr)
         return 1
     for problem in payload["provenance"]["problems"]:
         print(f"fas evaluate: {problem['path']}: {problem['reason']} ({problem['action']})",
               file=sys.stderr)
-    target = args.out / experiment.path / "metrics.json"
+    target = args.out / config.experiment.path / "metrics.json"
     write_json(target, payload)
     log_to_run(payload, target)
     test, threshold = payload["test"], payload["threshold"]
-    print(f"{experiment.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
+    print(f"{config.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
           f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "
           f"from {threshold['split']} split) -> {target}")
     return 0

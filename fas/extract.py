@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +32,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fas.cache import (MediaError, ShardWriter, add_shard_arguments, finish_stage, image_row,
-                       parse_shard, shard_members)
-from fas.config import frames_shard, load_params
+from fas import shard_stage
+from fas.cache import image_row
 from fas.io import FailureReport
+from fas.paths import frames_shard
+from fas.shard_stage import MediaError, ShardJob
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -63,14 +63,14 @@ def sample_frames(n_frames: int, policy: dict) -> Sample:
         raise ValueError("a video needs at least one frame")
     mode = policy["mode"]
     if mode == "evenly":
-        n = int(policy.get("n", 16))
+        n = int(policy["n"])
         if n_frames >= n:
             return _plain(np.linspace(0, n_frames - 1, n).round().astype(int))
         return _padded(np.arange(n_frames), n)
     if mode == "every_k":
         return _plain(np.arange(0, n_frames, int(policy["k"])))
     if mode == "first_n":
-        n = int(policy.get("n", 16))
+        n = int(policy["n"])
         return _padded(np.arange(min(n, n_frames)), n)
     if mode == "clips":
         n_clips, clip_len = int(policy["n_clips"]), int(policy["clip_len"])
@@ -382,17 +382,18 @@ def count_video_frames(path: str | Path, report: FailureReport | None = None) ->
     return index.count
 
 
-def folder_frames(folder: str | Path) -> dict[int, Path]:
-    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...)."""
+def folder_frames(folder: str | Path, listed: set[str] | None = None) -> dict[int, Path]:
+    """Frame number -> file of a folder of numbered images (`0001.jpg`, ...), only the `listed` names if given."""
     folder = Path(folder)
     if not folder.is_dir():
         raise MediaError(folder, "frame folder not found")
     found = {}
     for path in folder.iterdir():
-        if path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem):
+        if (path.suffix.lower() in IMAGE_SUFFIXES and re.fullmatch(r"\d+", path.stem)
+                and (listed is None or path.name in listed)):
             found[int(path.stem)] = path
     if not found:
-        raise MediaError(folder, "no numbered image frames")
+        raise MediaError(folder, "no numbered image frames" + (" among the listed ones" if listed else ""))
     return dict(sorted(found.items()))
 
 
@@ -406,11 +407,13 @@ def read_image(path: Path, max_side: int, grey: bool) -> np.ndarray:
 
 
 def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps: float,
-                 max_frames: int | None, report: FailureReport, decoder: str = "pyav"
-                 ) -> list[dict]:
+                 max_frames: int | None, report: FailureReport, decoder: str = "pyav",
+                 listed: set[str] | None = None) -> list[dict]:
     """Cache rows of the sampled frames of one manifest row (every modality).
 
-    Videos are decoded by `decoder` (pyav | ffmpeg, see decode_video).
+    Videos are decoded by `decoder` (pyav | ffmpeg, see decode_video). Frame
+    folders keep only the frame files `listed` by image lists, when given; a
+    single image (`media == image`) is a one-frame video.
 
     Recoverable problems (gaps, unequal modality lengths, padding) are added to
     `report`; a MediaError means the video is unusable.
@@ -420,8 +423,8 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
     if not paths:
         raise MediaError(item["video_id"], "manifest row has no media path")
     labels = {k: item[k] for k in ("is_live", "pai", "subject")}
-    if item["media"] == "frames":
-        listings = {m: folder_frames(p) for m, p in paths.items()}
+    if item["media"] in ("frames", "image"):
+        listings = {m: folder_frames(p, listed) if item["media"] == "frames" else {0: p} for m, p in paths.items()}
         numbers = sorted(set.intersection(*(set(listing) for listing in listings.values())))
         for modality, listing in listings.items():
             if len(listing) != len(numbers):
@@ -429,7 +432,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
                            f"{len(numbers)} in common: using the common ones", "truncated")
             expected = set(range(min(listing), max(listing) + 1))
             gaps = sorted(expected - set(listing))
-            if gaps:
+            if gaps and listed is None:  # frames left out by an image list are no gap
                 report.add(paths[modality], f"missing frame(s) {gaps[:10]} in sequence",
                            "gap kept, frames renumbered by file name")
         if not numbers:
@@ -451,7 +454,7 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
     rows = []
     for modality, path in paths.items():
         grey = modality != "color"
-        if item["media"] == "frames":
+        if item["media"] in ("frames", "image"):
             cache = {}
             for number in dict.fromkeys(chosen):
                 cache[number] = read_image(listings[modality][number], max_side, grey)
@@ -465,6 +468,20 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
     return sorted(rows, key=lambda r: (r["modality"], r["index"]))
 
 
+def video_listed_frames(protocols: pd.DataFrame | None) -> dict[str, set[str]]:
+    """Frames named by image lists, per video whose every protocol row names some (union)."""
+    if protocols is None or "frames" not in protocols:
+        return {}
+    listed: dict[str, set[str]] = {}
+    whole = set()
+    for video_id, frames in zip(protocols["video_id"].astype(str), protocols["frames"]):
+        if frames is None:
+            whole.add(video_id)
+        else:
+            listed.setdefault(video_id, set()).update(frames)
+    return {video_id: frames for video_id, frames in listed.items() if video_id not in whole}
+
+
 def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
     """Smallest non-null max_frames per video over its protocol rows (SiW p1)."""
     if protocols is None or "max_frames" not in protocols:
@@ -474,44 +491,26 @@ def video_max_frames(protocols: pd.DataFrame | None) -> dict[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shard_arguments(parser, "data/frames/<dataset>/shard-<i>-of-<n>.parquet")
-    parser.add_argument("--index", type=Path, default=None,
-                        help="index folder with manifest.parquet (data/index/<dataset>)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="dataset root (params datasets.<dataset>.root)")
+    shard_stage.add_arguments(parser, frames_shard("<dataset>", "<i>-of-<n>").as_posix())
+    shard_stage.add_source_arguments(parser, "")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    params = load_params(args.params)
-    shard = parse_shard(args.shard)
-    index_dir = args.index or Path("data/index") / args.dataset
-    root = args.root or Path(params["datasets"][args.dataset]["root"])
-    out = args.out or frames_shard(args.dataset, f"{shard[0]}-of-{shard[1]}")
-    settings = params["extract"]
+    job = ShardJob.from_args("extract", args)
+    settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
+    out = args.out or frames_shard(job.dataset, job.shard)
     manifest = pd.read_parquet(index_dir / "manifest.parquet")
     protocols_path = index_dir / "protocols.parquet"
-    limits = {}
-    if settings.get("max_frames", "protocol") == "protocol" and protocols_path.exists():
-        limits = video_max_frames(pd.read_parquet(protocols_path))
+    protocols = pd.read_parquet(protocols_path) if protocols_path.exists() else None
+    limits = video_max_frames(protocols) if settings["max_frames"] == "protocol" else {}
+    listed = video_listed_frames(protocols)
     items = {r["video_id"]: r for r in manifest.to_dict("records")}
-    members = shard_members(items, shard)
-    report = FailureReport("extract")
-    decoder = settings.get("decoder", "pyav")
-    if decoder not in DECODERS:
-        raise SystemExit(f"extract.decoder is {decoder!r}: {' | '.join(DECODERS)}")
-    usable = 0
-    with ShardWriter(out, int(settings.get("row_group_rows", 16))) as writer:
-        for video_id in tqdm(members, desc=f"extract {args.dataset} {args.shard}",
-                             file=sys.stderr, unit="video"):
-            try:
-                rows = extract_item(items[video_id], root, settings["sampling"],
-                                    int(settings["max_side"]), float(settings.get("frames_fps", 30)),
-                                    limits.get(video_id), report, decoder)
-            except MediaError as error:
-                report.add(error.path, error.reason, "video skipped")
-                continue
-            writer.write(rows)
-            usable += 1
-    return finish_stage(report, out, usable, len(members), args.strict)
+    members = job.shard.members(items)
+
+    def extract(video_id: str, item: dict) -> list[dict]:
+        return extract_item(item, root, settings["sampling"][job.params["preset"]],
+                            int(settings["max_side"]),
+                            float(settings["frames_fps"]), limits.get(video_id), job.report,
+                            settings["decoder"], listed.get(video_id))
+
+    return job.run(out, ((v, items[v]) for v in members), len(members), extract)

@@ -13,8 +13,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fas.config import load_params
+from fas.errors import UserError
 
 PART = re.compile(r"^[a-z0-9_]+$")
+
+
+class MalformedId(UserError, ValueError):
+    """An experiment id that does not follow `<dataset>.<protocol>.f<fold>.<method>.<variant>.s<seed>`."""
+
+
+class NotInGrid(UserError, KeyError):
+    """A well-formed experiment id that the grid of params.yaml does not hold."""
 
 
 @dataclass(frozen=True, order=True)
@@ -42,7 +51,7 @@ class Experiment:
         parts = experiment_id.split(".")
         if (len(parts) != 6 or not all(PART.match(p) for p in parts)
                 or not re.match(r"^f\d+$", parts[2]) or not re.match(r"^s\d+$", parts[5])):
-            raise ValueError(
+            raise MalformedId(
                 f"malformed experiment id {experiment_id!r}: expected "
                 "<dataset>.<protocol>.f<fold>.<method>.<variant>.s<seed>")
         dataset, protocol, fold, method, variant, seed = parts
@@ -50,21 +59,16 @@ class Experiment:
 
 
 def expand(params: dict) -> list[Experiment]:
-    """All experiments of the grid, sorted and without duplicates."""
+    """All experiments of the grid (validated params: every name is known), sorted, no duplicates."""
     experiments = set()
     for block in params["grid"]:
         method = block["method"]
         for variant in block["variants"]:
-            if variant not in params["methods"][method]["variants"]:
-                raise ValueError(f"grid block {block['name']!r}: unknown variant "
-                                 f"{variant!r} of method {method!r}")
             for protocol, folds in block["protocols"].items():
                 for fold in folds:
                     for seed in params["seeds"]:
                         experiments.add(Experiment(block["dataset"], protocol, int(fold),
                                                    method, variant, int(seed)))
-    for experiment in experiments:
-        Experiment.parse(experiment.id)  # every part must be a valid name
     return sorted(experiments)
 
 
@@ -72,7 +76,8 @@ def find(params: dict, experiment_id: str) -> Experiment:
     """The experiment with this id, which must belong to the grid."""
     wanted = Experiment.parse(experiment_id)
     if wanted not in set(expand(params)):
-        raise KeyError(f"experiment {experiment_id!r} is not in the grid of params.yaml")
+        raise NotInGrid(f"experiment {experiment_id!r} is not in the grid of params.yaml "
+                        "(`fas grid` lists it)")
     return wanted
 
 

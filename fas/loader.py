@@ -42,7 +42,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fas.cache import consecutive_runs, decode_pixels, read_meta, row_group_starts, shard_paths
+from fas.cache import consecutive_runs, decode_pixels, frame_rate, read_meta, row_group_starts
+from fas.paths import shard_files
 
 DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
 
@@ -103,7 +104,7 @@ class _CacheSamples(IterableDataset):
         self.cache_dir = Path(cache_dir)
         self.shuffle, self.seed, self.buffer_size = shuffle, int(seed), int(buffer_size)
         self.epoch = 0
-        self.readers = {kind: _RowReader(shard_paths(self.cache_dir, kind)) for kind in self.kinds}
+        self.readers = {kind: _RowReader(shard_files(self.cache_dir, kind)) for kind in self.kinds}
         for kind in self.kinds:
             if not self.readers[kind].paths:
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
@@ -171,6 +172,7 @@ class _CacheSamples(IterableDataset):
 class SDNetSamples(_CacheSamples):
     """One sample per (video, dynamic window) with static and dynamic images per modality.
 
+    `dynamic_kind` picks the window size (`fas dynamic` stores extra sizes beside the primary).
     Sample: video_id, index (window), is_live, pai, static {modality: uint8 [3, H, W]}
     (the window's centre frame), dynamic {modality: uint8 [3, H, W]}; grey
     modalities are replicated to 3 channels. Windows missing a modality are left out.
@@ -180,13 +182,16 @@ class SDNetSamples(_CacheSamples):
     kinds = ("static", "dynamic")
 
     def __init__(self, cache_dir: str | Path, video_ids: Iterable[str] | None,
-                 modalities: Iterable[str], *, shuffle: bool, seed: int, buffer_size: int = 1024):
+                 modalities: Iterable[str], *, shuffle: bool, seed: int, buffer_size: int = 1024,
+                 dynamic_kind: str = "dynamic"):
         self.modalities = list(modalities)
+        self.dynamic_kind = dynamic_kind  # `dynamic`, or `dynamic_k<K>` of dynamic.extra_windows
         super().__init__(cache_dir, video_ids, shuffle=shuffle, seed=seed, buffer_size=buffer_size)
 
     def _plan(self, videos: list[str]) -> dict[str, dict]:
         dynamic, static = self.meta["dynamic"], self.meta["static"]
-        dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)]
+        dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)
+                          & (dynamic["kind"] == self.dynamic_kind)]
         static = static[static["video_id"].isin(videos) & static["modality"].isin(self.modalities)]
         static_rows = {}
         for row in static.sort_values(["video_id", "modality", "index"], ascending=False).itertuples():
@@ -232,14 +237,15 @@ class ClipSamples(_CacheSamples):
     driver_kind = "static"
 
     def __init__(self, cache_dir: str | Path, video_ids: Iterable[str] | None, clip_len: int, *,
-                 shuffle: bool, seed: int, buffer_size: int = 256):
+                 shuffle: bool, seed: int, buffer_size: int = 256, frames_kind: str = "static"):
         if clip_len < 1:
             raise ValueError("clip_len must be >= 1")
         self.clip_len = int(clip_len)
+        self.driver_kind, self.kinds = frames_kind, (frames_kind,)  # static | magnified
         super().__init__(cache_dir, video_ids, shuffle=shuffle, seed=seed, buffer_size=buffer_size)
 
     def _plan(self, videos: list[str]) -> dict[str, dict]:
-        static = self.meta["static"]
+        static = self.meta[self.driver_kind]
         static = static[static["video_id"].isin(videos) & (static["modality"] == "color")]
         plans = {}
         for video_id, rows in static.groupby("video_id", sort=True):
@@ -251,18 +257,18 @@ class ClipSamples(_CacheSamples):
             for run in consecutive_runs(frames):
                 for start in range(run.start, run.stop - self.clip_len + 1, self.clip_len):
                     clips.append(list(range(start, start + self.clip_len)))
-            video_fps = _fps(frames, times)
+            video_fps = frame_rate(frames, times)
             plans[video_id] = {
                 "first": min(locations),
                 "samples": [([locations[p] for p in clip],
-                             _fps([frames[p] for p in clip], [times[p] for p in clip]) or video_fps
+                             frame_rate([frames[p] for p in clip], [times[p] for p in clip]) or video_fps
                              or DEFAULT_FPS) for clip in clips],
                 "labels": (bool(rows["is_live"].iloc[0]), str(rows["pai"].iloc[0])),
                 "static_rows": [loc for clip in clips for loc in (locations[p] for p in clip)]}
         return plans
 
     def _unit_samples(self, videos: list[str]) -> Iterator[dict]:
-        static = self._read("static", videos, "static_rows")
+        static = self._read(self.driver_kind, videos, "static_rows")
         for video_id in videos:
             plan = self.plans[video_id]
             is_live, pai = plan["labels"]
@@ -280,8 +286,4 @@ def _clip(images: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _fps(frames: list[int], times: list[float]) -> float | None:
-    """Frame rate from source frame numbers and their timestamps, if they span time."""
-    if len(frames) < 2 or times[-1] <= times[0] or frames[-1] <= frames[0]:
-        return None
-    return (frames[-1] - frames[0]) / (times[-1] - times[0])
+

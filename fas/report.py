@@ -15,14 +15,15 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from fas import grid, metrics
-from fas.config import load_params
-from fas.evaluate import load_scores, read_receipt, settings_from, tracker
+from fas import grid, metrics, paths, tracking
+from fas.config import load_params, per_dataset
+from fas.evaluate import load_scores, read_receipt
 from fas.io import FailureReport, atomic_path, write_json
 
 REFERENCE_NUMBERS = Path(__file__).parent / "data" / "reference_numbers.yaml"
@@ -54,9 +55,10 @@ class TableSpec:
     source: str  # key of `sources` in reference_numbers.yaml
     metrics: tuple[str, ...]
     groups: tuple[RowGroup, ...]
+    compares: str  # which of our models stands against which published model
 
 
-def _cefa_groups(variant: str = "full") -> tuple[RowGroup, ...]:
+def _cefa_groups(variant: str) -> tuple[RowGroup, ...]:
     return tuple(RowGroup(f"P{n} mean", "cefa", f"p{n}", "sdnet", variant, f"{n}_{{fold}}")
                  for n in (1, 2, 3, 4))
 
@@ -66,39 +68,61 @@ def _protocol_groups(dataset: str, protocols: tuple[str, ...], variant: str) -> 
 
 
 APER = ("apcer", "bpcer", "acer")
+PSMM_STATIC = "ours: static_only (PSMM-Net on static RGB, depth and IR frames) vs paper: PSMM-Net"
+RESNET_RGB = "ours: static_rgb (one ResNet-18 on RGB frames) vs paper: ResNet"
+NO_PUBLISHED = "no published numbers for these variants"
+MOTION = "ours: the MotionEnhancement variants; the paper's numbers were not available"
 TABLES = (
-    TableSpec("cefa_protocols", "CASIA-SURF CeFA protocols 1-4, SD-Net with PSMM fusion (full)",
-              "wacv2021", APER, _cefa_groups()),
-    TableSpec("cefa_protocols_arxiv", "CASIA-SURF CeFA protocols 1-4 against SD-Net + PSMM (arXiv)",
-              "arxiv2003.05136", ("acer",), _cefa_groups()),
-    TableSpec("cefa_modality_ablation", "CeFA protocol 1, modality ablation", "wacv2021", APER, (
-        RowGroup("RGB", "cefa", "p1", "sdnet", "rgb"),
-        RowGroup("RGB+D", "cefa", "p1", "sdnet", "rgb_depth"),
-        RowGroup("RGB+D+IR", "cefa", "p1", "sdnet", "full"))),
-    TableSpec("cefa_fusion_ablation", "CeFA protocol 1, fusion and branch ablation", "wacv2021", APER, (
-        RowGroup("no shared branch (NHF)", "cefa", "p1", "sdnet", "nhf"),
-        RowGroup("PSMM w/o backward feeding", "cefa", "p1", "sdnet", "wobf"),
-        RowGroup("static branch only", "cefa", "p1", "sdnet", "static_only"),
-        RowGroup("dynamic branch only", "cefa", "p1", "sdnet", "dynamic_only"),
-        RowGroup("PSMM (full)", "cefa", "p1", "sdnet", "full"))),
-    TableSpec("oulu", "OULU-NPU protocols 1-4, SD-Net RGB", "wacv2021", APER,
-              _protocol_groups("oulu", ("p1", "p2", "p3", "p4"), "rgb")),
-    TableSpec("siw", "SiW protocols 1-3, SD-Net RGB", "wacv2021", APER,
-              _protocol_groups("siw", ("p1", "p2", "p3"), "rgb")),
-    TableSpec("surf", "CASIA-SURF, SD-Net with PSMM fusion (full)", "wacv2021",
-              ("tpr_at_fpr_1e-4", "acer"), (RowGroup("CASIA-SURF", "surf", "main", "sdnet", "full"),)),
+    TableSpec("cefa_protocols", "CASIA-SURF CeFA protocols 1-4, PSMM-Net on static frames",
+              "wacv2021", APER, _cefa_groups("static_only"), PSMM_STATIC + " (WACV 2021 Table 6)"),
+    TableSpec("cefa_protocols_arxiv", "CASIA-SURF CeFA protocols 1-4, SD-Net with PSMM fusion",
+              "arxiv2003.05136", ("acer",), _cefa_groups("full"),
+              "ours: full (SD-Net branches in every modality + PSMM) vs paper: SD-Net + PSMM"),
+    TableSpec("cefa_sdnet", "CASIA-SURF CeFA protocols 1-4, SD-Net with PSMM fusion (all rates)",
+              "iccvw2019", APER, _cefa_groups("full"), "ours: full; " + NO_PUBLISHED),
+    TableSpec("cefa_modality_ablation", "CeFA protocol 1, modality ablation (static frames)",
+              "wacv2021", APER, (
+                  RowGroup("RGB", "cefa", "p1", "sdnet", "static_rgb"),
+                  RowGroup("RGB+D", "cefa", "p1", "sdnet", "static_rgb_depth"),
+                  RowGroup("RGB+D+IR", "cefa", "p1", "sdnet", "static_only")),
+              "ours: static_rgb, static_rgb_depth, static_only vs paper: PSMM-Net on the same "
+              "modalities (WACV 2021)"),
+    TableSpec("cefa_fusion_ablation", "CeFA protocol 1, fusion ablation (static frames)",
+              "wacv2021", APER, (
+                  RowGroup("no sharing (NHF, halfway fusion)", "cefa", "p1", "sdnet", "static_nhf"),
+                  RowGroup("PSMM w/o backward feeding", "cefa", "p1", "sdnet", "static_wobf"),
+                  RowGroup("PSMM", "cefa", "p1", "sdnet", "static_only")),
+              "ours: static_nhf, static_wobf, static_only vs paper: NHF, PSMM w/o backward "
+              "feeding, PSMM-Net (WACV 2021)"),
+    TableSpec("cefa_sdnet_ablation", "CeFA protocol 1, SD-Net branch and fusion ablation",
+              "iccvw2019", APER, (
+                  RowGroup("static branch only", "cefa", "p1", "sdnet", "static_only"),
+                  RowGroup("dynamic branch only", "cefa", "p1", "sdnet", "dynamic_only"),
+                  RowGroup("SD-Net, no sharing (halfway)", "cefa", "p1", "sdnet", "nhf"),
+                  RowGroup("SD-Net + PSMM (full)", "cefa", "p1", "sdnet", "full")),
+              "ours: SD-Net variants; " + NO_PUBLISHED),
+    TableSpec("oulu", "OULU-NPU protocols 1-4, ResNet-18 on RGB", "wacv2021", APER,
+              _protocol_groups("oulu", ("p1", "p2", "p3", "p4"), "static_rgb"),
+              RESNET_RGB + " (WACV 2021 Table 10)"),
+    TableSpec("siw", "SiW protocols 1-3, ResNet-18 on RGB", "wacv2021", APER,
+              _protocol_groups("siw", ("p1", "p2", "p3"), "static_rgb"),
+              RESNET_RGB + " (WACV 2021 Table 11)"),
+    TableSpec("surf", "CASIA-SURF", "wacv2021", ("tpr_at_fpr_1e-4", "acer"), (
+        RowGroup("PSMM-Net (static)", "surf", "main", "sdnet", "static_only"),
+        RowGroup("SD-Net + PSMM (full)", "surf", "main", "sdnet", "full")),
+              PSMM_STATIC + " (WACV 2021 Table 9); full has no published number"),
     TableSpec("motion_intra", "MotionEnhancement, intra-dataset", "tu2019", ("eer", "hter", "acer"), (
         RowGroup("Replay-Attack grandtest", "replay", "grandtest", "motion", "full"),
         RowGroup("MSU-MFSD", "msu", "standard", "motion", "full"),
-        RowGroup("CASIA-FASD", "casia_fasd", "standard", "motion", "full"))),
+        RowGroup("CASIA-FASD", "casia_fasd", "standard", "motion", "full")), MOTION),
     TableSpec("motion_cross", "MotionEnhancement, cross-dataset", "tu2019", ("hter", "auc"), tuple(
         RowGroup(p.replace("_to_", " to "), "cross", p, "motion", "full")
         for p in ("replay_to_casia_fasd", "casia_fasd_to_replay", "ocm_to_i", "oci_to_m",
-                  "omi_to_c", "icm_to_o"))),
+                  "omi_to_c", "icm_to_o")), MOTION),
     TableSpec("motion_ablation", "MotionEnhancement ablations", "tu2019", ("eer", "hter"), tuple(
         RowGroup(f"{name}: {variant.replace('_', ' ')}", dataset, protocol, "motion", variant)
         for dataset, protocol, name in (("replay", "grandtest", "Replay-Attack"), ("msu", "standard", "MSU-MFSD"))
-        for variant in ("full", "no_magnification", "last_state", "mean_pool", "cnn_only"))),
+        for variant in ("full", "no_magnification", "last_state", "mean_pool", "cnn_only")), MOTION),
 )
 
 
@@ -173,15 +197,18 @@ def _summary(by_fold: dict[int, list[float]]) -> dict:
 
 
 def build_table(spec: TableSpec, experiments: list[grid.Experiment], results: Results,
-                references: dict, table_apcer: str) -> dict | None:
+                references: dict, table_apcer: Mapping[str, str]) -> dict | None:
     """Rows and traceable cells of one table, or None when the grid has none of its rows."""
-    rows, cells, missing, policies = [], [], [], defaultdict(list)
+    rows, cells, missing, policies, conventions = [], [], [], defaultdict(list), defaultdict(list)
     for group in spec.groups:
         members = [e for e in experiments if (e.dataset, e.protocol, e.method, e.variant)
                    == (group.dataset, group.protocol, group.method, group.variant)]
         if not members:
             continue
         folds = sorted({e.fold for e in members})
+        convention = per_dataset(table_apcer, group.dataset)
+        if group.label not in conventions[convention]:
+            conventions[convention].append(group.label)
         row_specs = []
         if group.fold_label and len(folds) > 1:
             row_specs += [(group.fold_label.format(fold=f), [f], f) for f in folds]
@@ -199,18 +226,18 @@ def build_table(spec: TableSpec, experiments: list[grid.Experiment], results: Re
             texts = [latex_escape(label)]
             for metric in spec.metrics:
                 cell = _cell(spec, group, metric, label, ref_fold, chosen, present, results,
-                             references, table_apcer)
+                             references, convention)
                 cells.append(cell)
                 texts += [cell["ours"], cell["paper"], cell["difference"]]
             rows.append({"texts": texts, "summary": label == group.label and len(row_specs) > 1})
     if not rows:
         return None
     return {"spec": spec, "rows": rows, "cells": cells, "missing": sorted(set(missing)),
-            "policies": dict(policies)}
+            "policies": dict(policies), "apcer": dict(conventions)}
 
 
-def _cell(spec, group, metric, label, ref_fold, chosen, present, results, references, table_apcer):
-    key = metric_name(metric, table_apcer)
+def _cell(spec, group, metric, label, ref_fold, chosen, present, results, references, convention):
+    key = metric_name(metric, convention)
     by_fold: dict[int, list[float]] = defaultdict(list)
     for e in present:
         value = results.payloads[e]["test"].get(key)
@@ -259,7 +286,11 @@ def _threshold_note(policies: dict) -> str:
     return "; ".join(parts)
 
 
-def render_latex(table: dict, references: dict, table_apcer: str) -> str:
+APCER_NOTES = {"max": "APCER is the maximum over PAI species (ISO/IEC 30107-3)",
+               "pooled": "APCER is pooled over all attacks (the benchmark's convention)"}
+
+
+def render_latex(table: dict, references: dict) -> str:
     """A booktabs table float: ours, the paper's value and the difference per metric."""
     spec = table["spec"]
     source = references["sources"][spec.source]
@@ -269,7 +300,8 @@ def render_latex(table: dict, references: dict, table_apcer: str) -> str:
     lines = [
         f"% Generated by `fas report`; every cell is traced in {spec.name}.cells.json.",
         "\\begin{table}[htbp]", "\\centering", "\\scriptsize", "\\setlength{\\tabcolsep}{3pt}",
-        f"\\caption{{{latex_escape(spec.title)}. Paper: {latex_escape(source['citation'])}}}",
+        f"\\caption{{{latex_escape(spec.title)}: {latex_escape(spec.compares)}. "
+        f"Paper: {latex_escape(source['citation'])}}}",
         f"\\label{{tab:{spec.name}}}",
         "\\begin{tabular}{l" + " rrr" * n + "}", "\\toprule",
         f" & {header_metrics} \\\\", rules,
@@ -281,8 +313,9 @@ def render_latex(table: dict, references: dict, table_apcer: str) -> str:
         lines.append(" & ".join(row["texts"]) + " \\\\")
         if row["summary"]:
             lines.append("\\addlinespace[3pt]")
-    apcer = ("APCER is the maximum over PAI species (ISO/IEC 30107-3)" if table_apcer == "max"
-             else "APCER is pooled over all attacks")
+    conventions = table["apcer"]
+    apcer = "; ".join(APCER_NOTES[c] + (f" ({', '.join(labels)})" if len(conventions) > 1 else "")
+                      for c, labels in sorted(conventions.items()))
     notes = [
         f"Values in \\%; mean $\\pm$ sample std over folds (each fold averaged over seeds), "
         f"or over seeds for a single fold. {apcer}; ACER = (APCER + BPCER)/2. "
@@ -317,7 +350,7 @@ def write_tables(experiments, results, references, table_apcer, out: Path) -> di
         table = build_table(spec, experiments, results, references, table_apcer)
         if table is None:
             continue
-        write_text(out / f"{spec.name}.tex", render_latex(table, references, table_apcer))
+        write_text(out / f"{spec.name}.tex", render_latex(table, references))
         write_json(out / f"{spec.name}.cells.json", {"table": spec.name, "cells": table["cells"],
                                                       "missing": table["missing"]})
         tables[spec.name] = table
@@ -335,7 +368,7 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
     for experiment in experiments:
         train_dir = Path(train_root) / experiment.path
         folder = out / experiment.path
-        paths = []
+        files = []
         scores_path = train_dir / "scores.parquet"
         if scores_path.exists():
             try:
@@ -343,9 +376,9 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
                 test = table[table["split"] == "test"]
                 curve = {"test": (test["is_live"].to_numpy(bool), test["score"].to_numpy(float))}
                 threshold = results.payloads.get(experiment, {}).get("threshold")
-                paths.append(plots.roc(curve, experiment.id, folder / "roc.png"))
-                paths.append(plots.det(curve, experiment.id, folder / "det.png"))
-                paths.append(plots.score_histogram(test, f"{experiment.id} (test)", folder / "hist.png",
+                files.append(plots.roc(curve, experiment.id, folder / "roc.png"))
+                files.append(plots.det(curve, experiment.id, folder / "det.png"))
+                files.append(plots.score_histogram(test, f"{experiment.id} (test)", folder / "hist.png",
                                                    threshold))
                 group = f"{experiment.dataset}.{experiment.protocol}.{experiment.method}.{experiment.variant}"
                 groups[group][f"f{experiment.fold} s{experiment.seed}"] = curve["test"]
@@ -355,11 +388,11 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
         if history_path.exists():
             try:
                 history = pd.read_csv(history_path)
-                paths.append(plots.training_curves(history, experiment.id, folder / "curves.png"))
+                files.append(plots.training_curves(history, experiment.id, folder / "curves.png"))
             except (ValueError, KeyError, pd.errors.ParserError) as error:
                 failures.add(history_path, f"unreadable training history ({error})", "plot skipped")
-        if paths:
-            written[experiment.id] = paths
+        if files:
+            written[experiment.id] = files
     for group, curves in sorted(groups.items()):
         if len(curves) > 1:
             written[group] = [plots.roc(curves, group, out / "groups" / f"{group}.roc.png"),
@@ -369,10 +402,7 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
 
 def log_plots(written: dict, train_root: Path) -> None:
     """Attach each experiment's plots to its MLflow training run where a run id is known."""
-    tracking = tracker()
-    if tracking is None:
-        return
-    for experiment_id, paths in written.items():
+    for experiment_id, files in written.items():
         try:
             experiment = grid.Experiment.parse(experiment_id)
         except ValueError:  # a protocol group, not one run
@@ -380,7 +410,7 @@ def log_plots(written: dict, train_root: Path) -> None:
         run_id = read_receipt(Path(train_root) / experiment.path).get("run_id")
         if run_id:
             with tracking.resume_run(run_id) as run:
-                for path in paths:
+                for path in files:
                     run.log_artifact(str(path))
 
 
@@ -401,8 +431,8 @@ def write_index(out: Path, tables: dict, written: dict, experiments, results,
     if absent:
         lines.append(f"- not produced (no row of the table is in the grid): {', '.join(absent)}")
     lines += ["", "## Plots", ""]
-    for key, paths in written.items():
-        lines.append(f"- {key}: " + ", ".join(link(p) for p in paths))
+    for key, files in written.items():
+        lines.append(f"- {key}: " + ", ".join(link(p) for p in files))
     missing = [e.id for e in experiments if e not in results.payloads]
     lines += ["", f"## Missing metrics ({len(missing)} of {len(experiments)} grid experiments)", ""]
     lines += [f"- {experiment_id}" for experiment_id in missing]
@@ -414,15 +444,15 @@ def write_index(out: Path, tables: dict, written: dict, experiments, results,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
-    parser.add_argument("--eval-root", type=Path, default=Path("results/eval"))
-    parser.add_argument("--train-root", type=Path, default=Path("results/train"))
-    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--eval-root", type=Path, default=paths.EVAL_ROOT)
+    parser.add_argument("--train-root", type=Path, default=paths.TRAIN_ROOT)
+    parser.add_argument("--out", type=Path, default=paths.RESULTS_ROOT)
     parser.add_argument("--no-plots", action="store_true", help="tables and index only")
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    table_apcer = settings_from(params)["table_apcer"]
+    table_apcer = params["evaluate"]["table_apcer"]
     experiments = grid.expand(params)
     failures = FailureReport("report")
     results = Results(experiments, args.eval_root, failures)

@@ -18,9 +18,10 @@ import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from fas.config import REPO_ROOT, load_params, method_config
+from fas.config import REPO_ROOT, load_params
+from fas.experiment import ExperimentConfig, grid_identity
 from fas.io import write_json
 
 T = TypeVar("T")
@@ -71,27 +72,9 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def grid_key(params: dict) -> str:
-    """Identifies one grid: its experiments, preset and seeds."""
-    return _hash({"grid": params["grid"], "preset": params["preset"], "seeds": params["seeds"]})
-
-
-def run_key(experiment, params: dict, stage: str = "train") -> str:
-    """Hash of what determines an experiment's result: resolved parameters, code and data roots."""
-    payload = {
-        "experiment": experiment.id,
-        "stage": stage,
-        "method": method_config(params, experiment.method, experiment.variant),
-        "stages": {k: params.get(k) for k in ("synth", "extract", "align", "dynamic", "augment",
-                                              "evm", "pretrained", "evaluate")},
-        "roots": params.get("datasets"),
-        "code": code_version(),
-    }
-    return _hash(payload)
+def run_key(config: ExperimentConfig, stage: str = "train") -> str:
+    """Hash of what determines an experiment's result: resolved parameters, code and data."""
+    return config.run_key(stage, code_version())
 
 
 def git_commit() -> str:
@@ -192,28 +175,27 @@ def _search(client, experiment_id: str, tag: str, value: str):
         order_by=["attributes.start_time DESC"], max_results=50))
 
 
-def init_grid(params: dict) -> dict[str, str]:
-    """Create the store, the experiment and the grid's parent run, once."""
+def init_grid(grid: Mapping[str, str]) -> dict[str, str]:
+    """Create the store, the experiment and the grid's parent run, once (`grid_identity`)."""
     client = _client()
-    experiment_id = _experiment_id(client, params["mlflow"]["experiment"])
-    key = grid_key(params)
-    runs = _search(client, experiment_id, GRID_KEY_TAG, key)
+    experiment_id = _experiment_id(client, grid["mlflow_experiment"])
+    runs = _search(client, experiment_id, GRID_KEY_TAG, grid["key"])
     parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "grid"]
     if parents:
         parent_id = parents[-1].info.run_id  # the oldest, should a race ever have made two
     else:
-        run = _retry(lambda: client.create_run(experiment_id, run_name=f"grid-{params['preset']}",
-                                               tags={ROLE_TAG: "grid", GRID_KEY_TAG: key,
-                                                     "preset": params["preset"],
+        run = _retry(lambda: client.create_run(experiment_id, run_name=f"grid-{grid['preset']}",
+                                               tags={ROLE_TAG: "grid", GRID_KEY_TAG: grid["key"],
+                                                     "preset": grid["preset"],
                                                      "git_commit": git_commit()}))
         parent_id = run.info.run_id
         _retry(lambda: client.set_terminated(parent_id, "FINISHED"))
-    return {"experiment_id": experiment_id, "parent_run_id": parent_id, "grid_key": key,
+    return {"experiment_id": experiment_id, "parent_run_id": parent_id, "grid_key": grid["key"],
             "tracking_uri": tracking_uri()}
 
 
 @contextmanager
-def start_run(experiment, params: dict, stage: str = "train",
+def start_run(config: ExperimentConfig, stage: str = "train",
               orchestrator: str | None = None) -> Iterator[Run]:
     """The child run of one experiment: reused when finished with the same run key.
 
@@ -224,8 +206,9 @@ def start_run(experiment, params: dict, stage: str = "train",
         yield Run()
         return
     client = _client()
-    grid = init_grid(params)
-    key = run_key(experiment, params, stage)
+    grid = init_grid(config.grid)
+    key = run_key(config, stage)
+    experiment = config.experiment
     runs = [r for r in _search(client, grid["experiment_id"], RUN_KEY_TAG, key)
             if r.data.tags.get(ROLE_TAG) == stage]
     finished = [r for r in runs if r.info.status == "FINISHED"]
@@ -237,7 +220,7 @@ def start_run(experiment, params: dict, stage: str = "train",
         "dataset": experiment.dataset, "protocol": experiment.protocol,
         "fold": experiment.fold, "method": experiment.method, "variant": experiment.variant,
         "seed": experiment.seed, "experiment": experiment.id, "git_commit": git_commit(),
-        "code_version": code_version(), "preset": params["preset"],
+        "code_version": code_version(), "preset": config.preset,
         "orchestrator": orchestrator or _orchestrator(),
     }
     if runs:
@@ -278,8 +261,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "uri":
         print(tracking_uri())
         return 0
-    params = load_params(args.params)
-    receipt = init_grid(params) if enabled() else {"tracking": "off", "grid_key": grid_key(params)}
+    grid = grid_identity(load_params(args.params))
+    receipt = init_grid(grid) if enabled() else {"tracking": "off", "grid_key": grid["key"]}
     write_json(args.receipt, receipt)
     print(json.dumps(receipt, indent=2, sort_keys=True))
     return 0

@@ -25,3 +25,44 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class RecordedTracking:
+    """What code logged through `fas.tracking.resume_run`: the last call of each kind, and every artifact."""
+
+    def __init__(self):
+        self.calls: dict = {}
+        self.artifacts: list[tuple[str, str]] = []  # (run id, file name)
+
+    def resume_run(self, run_id):
+        from contextlib import contextmanager
+
+        recorder = self
+
+        class Run:
+            def log_metrics(self, values, step=None):
+                recorder.calls["metrics"] = values
+
+            def set_tags(self, tags):
+                recorder.calls["tags"] = tags
+
+            def log_artifact(self, path):
+                recorder.calls["artifact"] = path
+                recorder.artifacts.append((run_id, Path(path).name))
+
+        @contextmanager
+        def run():
+            recorder.calls["run_id"] = run_id
+            yield Run()
+
+        return run()
+
+
+@pytest.fixture()
+def recorded_tracking(monkeypatch):
+    """`fas.tracking.resume_run` replaced by a recorder (no MLflow store)."""
+    from fas import tracking
+
+    recorded = RecordedTracking()
+    monkeypatch.setattr(tracking, "resume_run", recorded.resume_run)
+    return recorded

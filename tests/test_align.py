@@ -11,7 +11,8 @@ import skimage.data
 
 from fas.align import (LandmarkDetector, align_video, box_transform, fill_and_smooth,
                        read_face_locations, similarity, template)
-from fas.cache import MediaError, decode_pixels, image_row, write_shard
+from fas.cache import decode_pixels, image_row, write_shard
+from fas.shard_stage import MediaError
 from fas.cli import main as fas_main
 from preprocess_media import manifest_row, write_index, write_params
 
@@ -147,7 +148,7 @@ def test_align_stage_detector_end_to_end(tmp_path, detector):
                            {"face": {"color": shifted, "depth": depth}, "none": {"color": noise}})
     index = write_index(tmp_path / "index", [manifest_row("face", color="face.mp4"),
                                              manifest_row("none", color="none.mp4")])
-    params = write_params(tmp_path / "params.yaml", align={"crop_size": 64, "smoothing": 1})
+    params = write_params(tmp_path / "params.yaml", align={"crop_size": {"default": 64}, "smoothing": 1})
     out = tmp_path / "static-0-of-1.parquet"
     assert fas_main(["align", "test", "--frames", str(frames), "--index", str(index), "--root",
                      str(tmp_path), "--out", str(out), "--params", str(params)]) == 0
@@ -175,7 +176,7 @@ def test_align_stage_annotations_and_precropped(tmp_path):
     write_video(tmp_path / "v.mp4", 3, height=100, width=200)
     for backend in ("annotations", "precropped"):
         params = write_params(tmp_path / "params.yaml", align={
-            "crop_size": 32, "margin": 0.0, "smoothing": 1, "backend": {"test": backend}})
+            "crop_size": {"default": 32}, "margin": 0.0, "smoothing": 1, "backend": {"default": backend}})
         out = tmp_path / f"{backend}.parquet"
         assert fas_main(["align", "test", "--frames", str(frames), "--index", str(tmp_path / "index"),
                          "--root", str(tmp_path), "--out", str(out), "--params", str(params)]) == 0
@@ -189,8 +190,8 @@ def test_align_stage_annotations_and_precropped(tmp_path):
 
 
 def test_crop_size_per_dataset():
-    from fas.align import crop_size_for
+    from fas.config import per_dataset
 
-    assert crop_size_for({"crop_size": 96}, "cefa") == 96
-    sizes = {"crop_size": {"default": 112, "replay": 224}}
-    assert crop_size_for(sizes, "replay") == 224 and crop_size_for(sizes, "cefa") == 112
+    assert per_dataset({"default": 96}, "cefa") == 96
+    sizes = {"default": 112, "replay": 224}
+    assert per_dataset(sizes, "replay") == 224 and per_dataset(sizes, "cefa") == 112

@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fas.cache import (SCHEMA, ShardWriter, decode_pixels, image_row, parse_shard, read_meta,
-                       shard_members, shard_path, shard_paths, write_shard)
+from fas.cache import SCHEMA, ShardWriter, decode_pixels, image_row, read_meta, write_shard
+from fas.paths import Shard, shard_file, shard_files
 
 LABELS = {"is_live": True, "pai": "live", "subject": "s1"}
 
@@ -62,25 +62,25 @@ def test_writer_rejects_unsorted_rows_and_leaves_no_file(tmp_path):
 
 
 def test_shard_helpers():
-    assert parse_shard("1/3") == (1, 3)
+    assert Shard.parse("1/3") == (1, 3) and Shard.parse("0/2").name == "0-of-2"
     for bad in ["3/3", "a/2", "-1/2"]:
         with pytest.raises(ValueError, match="bad shard"):
-            parse_shard(bad)
+            Shard.parse(bad)
     ids = [f"v{i}" for i in range(7)]
-    parts = [shard_members(reversed(ids), (i, 3)) for i in range(3)]
+    parts = [Shard(i, 3).members(reversed(ids)) for i in range(3)]
     assert sorted(sum(parts, [])) == sorted(ids)
     assert parts[0] == ["v0", "v3", "v6"]
 
 
 def test_shard_paths_are_ordered_and_refuse_mixed_counts(tmp_path):
     for i in (1, 0):
-        shard_path(tmp_path, "static", (i, 2)).write_bytes(b"")
-    shard_path(tmp_path, "dynamic", (0, 1)).write_bytes(b"")
-    assert [p.name for p in shard_paths(tmp_path, "static")] == [
+        shard_file(tmp_path, "static", Shard(i, 2)).write_bytes(b"")
+    shard_file(tmp_path, "dynamic", Shard(0, 1)).write_bytes(b"")
+    assert [p.name for p in shard_files(tmp_path, "static")] == [
         "static-0-of-2.parquet", "static-1-of-2.parquet"]
-    shard_path(tmp_path, "static", (0, 3)).write_bytes(b"")
+    shard_file(tmp_path, "static", Shard(0, 3)).write_bytes(b"")
     with pytest.raises(ValueError, match="different counts"):
-        shard_paths(tmp_path, "static")
+        shard_files(tmp_path, "static")
 
 
 def test_consecutive_runs():

@@ -11,6 +11,7 @@ import yaml
 
 from fas import dag
 from fas.config import REPO_ROOT, load_params
+from fas.experiment import cross_sources
 from fas.grid import expand
 
 BIN = Path(sys.executable).parent
@@ -40,10 +41,11 @@ def test_outputs_are_unique_and_every_dependency_is_produced_or_a_source():
 
 
 def test_cross_protocol_sources_follow_their_names():
-    assert dag.cross_sources("replay_to_casia_fasd") == ["casia_fasd", "replay"]
-    assert dag.cross_sources("ocm_to_i") == ["casia_fasd", "msu", "oulu", "replay"]
+    datasets = load_params()["datasets"]
+    assert cross_sources("replay_to_casia_fasd", datasets) == ["casia_fasd", "replay"]
+    assert cross_sources("ocm_to_i", datasets) == ["casia_fasd", "msu", "oulu", "replay"]
     with pytest.raises(ValueError):
-        dag.cross_sources("replay")
+        cross_sources("replay", datasets)
 
 
 @pytest.mark.slow

@@ -87,6 +87,37 @@ def test_surf_train_uses_attacks_4_to_6(tmp_path):
     assert all(m["path_depth"].endswith(".rssdk/depth") for m in manifest)
 
 
+def test_surf_challenge_release_training_folders_and_flattened_frames(tmp_path):
+    """CVPR 2019 challenge: Training video folders listed frame by frame, Val/Testing single
+    frames `Val/0000/000000-color.jpg`; lines `<color> <depth> <ir> <label>`, 1 = real."""
+    trees.surf_tree(tmp_path, subjects={"Training": 1})
+    release = tmp_path / "Data"  # holds Training/, as the challenge release does
+    train = [f"Training/{p}/CLKJ_AS0001/{c}.rssdk" for p, c in (("real_part", "real"), ("fake_part", "04_en_b"))]
+    trees.write_lines(release / "train_list.txt",
+                      [" ".join(f"{v}/{m}/0001.jpg" for m in ("color", "depth", "ir"))
+                       + f" {int(v.endswith('real.rssdk'))}"
+                       for v in train])
+    for folder, lists in (("Val", ("val_private_list.txt", "val_public_list.txt")),
+                          ("Testing", ("test_private_list.txt",))):
+        frames = [f"{folder}/0000/{n:06d}" for n in range(3)]
+        for frame in frames:
+            for m in ("color", "depth", "ir"):
+                trees.touch(release / f"{frame}-{m}.jpg")
+        for name in lists:
+            label = "" if "public" in name else " {}"
+            trees.write_lines(release / name, [" ".join(f"{f}-{m}.jpg" for m in ("color", "depth", "ir"))
+                                               + label.format(int(f.endswith("1"))) for f in frames])
+    manifest, protocols, report = index("surf", release)
+    assert report.entries == []
+    assert counts(protocols, "main") == {(1, "train"): 2, (1, "dev"): 3, (1, "test"): 3}
+    assert classes(manifest, protocols, "main", 1, "test") == (1, 2)
+    assert classes(manifest, protocols, "main", 1, "train") == (1, 1)
+    assert {r["video_id"]: r["frames"] for r in protocols if r["split"] == "train"} == {v: ["0001.jpg"] for v in train}
+    flat = next(m for m in manifest if m["video_id"] == "Val/0000/000001")
+    assert (flat["media"], flat["path_ir"], flat["is_live"], flat["subject"]) == (
+        "image", "Val/0000/000001-ir.jpg", True, None)
+
+
 def test_oulu_protocols_follow_the_lists_and_pai_comes_from_the_file_field(tmp_path):
     trees.oulu_tree(tmp_path)  # users: 2 train, 1 dev, 1 test; 6 phones x 3 sessions x 5 files
     manifest, protocols, report = index("oulu", tmp_path)
@@ -133,6 +164,17 @@ def test_msu_subject_lists_no_dev(tmp_path):
     assert report.entries == [] and len(manifest) == 4 * 8
     assert counts(protocols, "standard") == {(1, "train"): 16, (1, "test"): 8}
     assert classes(manifest, protocols, "standard", 1, "train") == (4, 12)
+
+
+def test_msu_as_released_lists_beside_scene01(tmp_path):
+    """`MSU-MFSD/{train,test}_sub_list.txt` with the videos in `MSU-MFSD/scene01/{real,attack}/`."""
+    trees.msu_tree(tmp_path / "scene01", unlisted=())
+    for name in ("train_sub_list.txt", "test_sub_list.txt"):
+        (tmp_path / "scene01" / name).rename(tmp_path / name)
+    manifest, protocols, report = index("msu", tmp_path)
+    assert report.entries == []
+    assert counts(protocols, "standard") == {(1, "train"): 16, (1, "test"): 8}
+    assert manifest[0]["video_id"].startswith("attack/") and manifest[0]["path_color"].startswith("scene01/attack/")
 
 
 def test_casia_fasd_folders_no_dev(tmp_path):

@@ -76,7 +76,7 @@ def test_cefa_video_under_the_wrong_ethnicity_folder(tmp_path):
         ("CASIA_CeFA/Ethnicity/AF/AF-000/2_000_1_1_1/color/0001.jpg",
          "bad name: video 2_000_1_1_1 is filed under AF/AF-000"),
         ("CASIA_CeFA/protocol", "no protocol lists found "
-                                "(CASIA_CeFA@p<N.M>_video_<split>.txt or 4@<k>_<split>.txt)")}
+                                "(CASIA_CeFA@p<N.M>_<video|image>_<split>.txt or 4@<k>_<split>.txt)")}
     assert len(manifest) == 3 * 5 * 5 and protocols == []
 
 
@@ -195,6 +195,8 @@ def test_challenge_train_label_is_checked_against_the_name(tmp_path):
     listing.write_text(listing.read_text().replace("train/1_031_3_1_4/profile/0001.jpg 0",
                                                    "train/1_031_3_1_4/profile/0001.jpg 1"))
     _, protocols, report = index_dataset("cefa", tmp_path)
-    assert [(e["path"], e["reason"]) for e in report.entries if e["action"] == "skipped"] == [
-        ("4@2_train.txt:3", "label disagrees with the path: the list says live, train/1_031_3_1_4 is replay")]
+    # Its second frame keeps label 0: the list contradicts itself, and the first label the path.
+    assert sorted((e["path"], e["reason"]) for e in report.entries if e["action"] == "skipped") == [
+        ("4@2_train.txt:3", "label disagrees with the path: the list says live, train/1_031_3_1_4 is replay"),
+        ("4@2_train.txt:4", "label disagrees with 4@2_train.txt:3 for the same video train/1_031_3_1_4")]
     assert sum(r["protocol"] == "challenge4" and r["fold"] == 2 and r["split"] == "train" for r in protocols) == 3

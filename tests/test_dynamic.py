@@ -33,6 +33,26 @@ def test_windows_stay_within_consecutive_runs():
         windows(frames, 1, 1)
 
 
+def test_windows_spread_over_a_run_or_take_all_of_it():
+    frames = list(range(12)) + [40, 41]
+    assert windows(frames, 3, 5, frame_step=3) == [(range(0, 7, 3), False), (range(5, 12, 3), False)]
+    assert windows(frames, None, 1) == [(range(0, 12), False), (range(12, 14), False)]
+    assert windows(frames, None, 1, frame_step=4) == [(range(0, 12, 4), False)]  # [40] alone: < 2
+
+
+def test_extra_window_sizes_are_stored_beside_the_primary_one():
+    from fas.dynamic import video_dynamic_rows
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    rows = [{**image_row("v", "color", "static", i, image + i, source_frames=[i], timestamps=[i / 30],
+                         labels={"is_live": True, "pai": "live", "subject": "s"}), "image": image + i}
+            for i in range(16)]
+    out = video_dynamic_rows("v", rows, 8, 8, extra_windows=(16, "video"))
+    kinds = [r["kind"] for r in out]
+    assert kinds == ["dynamic"] * 2 + ["dynamic_k16"] + ["dynamic_video"]
+    assert [len(r["source_frames"]) for r in out] == [8, 8, 16, 16]
+
+
 def test_vectorised_pooling_equals_a_per_frame_loop():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (20, 9, 11, 3), dtype=np.uint8)
@@ -71,7 +91,7 @@ def test_dynamic_stage_end_to_end(tmp_path):
                                       flags=["padded"] if frame == 46 else [], labels=labels))
     static = tmp_path / "static-0-of-1.parquet"
     write_shard(static, rows, 5)
-    params = write_params(tmp_path / "params.yaml", dynamic={"window": 8, "stride": 8})
+    params = write_params(tmp_path / "params.yaml", dynamic={"window": 8, "stride": {"demo": 8}})
     out = tmp_path / "dynamic-0-of-1.parquet"
     args = ["dynamic", "test", "--static", str(static), "--out", str(out), "--params", str(params)]
     assert fas_main(args) == 0

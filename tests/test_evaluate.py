@@ -1,15 +1,11 @@
 """`fas evaluate` on fabricated score files: provenance, fallbacks, guards, tracking."""
 
 import json
-import sys
-import types
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import fas
 from fas.cli import main
 from fas.grid import Experiment
 
@@ -150,29 +146,8 @@ def test_unknown_experiment_is_rejected(tmp_path, capsys):
     assert "not in the grid" in capsys.readouterr().err
 
 
-def test_metrics_are_logged_to_the_training_run(tmp_path, monkeypatch):
-    calls = {}
-
-    class Run:
-        def log_metrics(self, values, step=None):
-            calls["metrics"] = values
-
-        def set_tags(self, tags):
-            calls["tags"] = tags
-
-        def log_artifact(self, path):
-            calls["artifact"] = path
-
-    @contextmanager
-    def resume_run(run_id):
-        calls["run_id"] = run_id
-        yield Run()
-
-    fake = types.ModuleType("fas.tracking")
-    fake.resume_run = resume_run
-    monkeypatch.setitem(sys.modules, "fas.tracking", fake)
-    monkeypatch.setattr(fas, "tracking", fake, raising=False)
-    monkeypatch.setenv("FAS_TRACKING", "1")
+def test_metrics_are_logged_to_the_training_run(tmp_path, recorded_tracking):
+    calls = recorded_tracking.calls
     fabricate(tmp_path / "train", "cefa.p1.f1.sdnet.full.s0", run_id="abc123")
     code, payload = evaluate(tmp_path, "cefa.p1.f1.sdnet.full.s0")
     assert code == 0 and calls["run_id"] == "abc123"

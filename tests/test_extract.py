@@ -102,7 +102,7 @@ def _dataset(tmp_path):
                              is_live=False, pai="print"))
     index = write_index(tmp_path / "index", rows)
     params = write_params(tmp_path / "params.yaml",
-                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 4},
+                          extract={"sampling": {"demo": {"mode": "clips", "n_clips": 2, "clip_len": 4}},
                                    "max_side": 64, "row_group_rows": 4})
     return root, index, params
 
@@ -174,6 +174,30 @@ def test_max_frames_from_the_protocols_table(tmp_path):
     _extract(root, index, params, out)
     frames = [r["source_frames"][0] for r in pq.read_table(out).to_pylist()]
     assert frames == [0, 1, 2, 3, 6, 7, 8, 9]
+
+
+def test_image_lists_keep_their_frames_and_single_images_are_one_frame_videos(tmp_path):
+    """protocols.parquet `frames` (the frames image lists name) limits a frame folder; an `image`
+    row (one still per modality) is a one-frame video; a row naming the whole video lifts the limit."""
+    root, index, params = _dataset(tmp_path)
+    write_frame_folder(root / "f2" / "color", range(1, 11))
+    write_frame_folder(root / "flat", [7])
+    (root / "flat" / "0007.jpg").rename(root / "flat" / "000007-color.jpg")
+    rows = [manifest_row("f1", "frames", color="f1/color"), manifest_row("f2", "frames", color="f2/color"),
+            manifest_row("flat", "image", color="flat/000007-color.jpg")]
+    protocol = {"dataset": "test", "protocol": "p1", "fold": 1, "video_id": "f1", "modalities": None,
+                "max_frames": None}
+    write_index(index, rows, [{**protocol, "split": "train", "frames": ["0002.jpg", "0009.jpg"]},
+                              {**protocol, "split": "dev", "frames": ["0003.jpg"]},
+                              {**protocol, "split": "train", "video_id": "f2", "frames": ["0002.jpg"]},
+                              {**protocol, "split": "test", "video_id": "f2", "frames": None}])
+    out = tmp_path / "frames.parquet"
+    assert _extract(root, index, params, out) == 0
+    table = pq.read_table(out).to_pylist()
+    frames = {v: sorted({r["source_frames"][0] for r in table if r["video_id"] == v}) for v in ("f1", "f2", "flat")}
+    assert frames == {"f1": [2, 3, 9], "f2": [1, 2, 3, 4, 7, 8, 9, 10], "flat": [0]}  # f2: the policy's clips
+    flat = next(img for r, img in zip(table, decode_pixels(pq.read_table(out))) if r["video_id"] == "flat")
+    assert read_number(flat) == 7
 
 
 def test_benchmark_runner_discovers_the_bench_modules():

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from fas.cache import image_row, shard_path, write_shard
+from fas.cache import image_row, write_shard
+from fas.paths import Shard, shard_file
 from fas.dynamic import video_dynamic_rows
 from fas.loader import ClipSamples, SDNetSamples
 
@@ -35,14 +36,14 @@ def cache(tmp_path_factory):
                                               "subject": "s"}))
         static[video % 2] += rows
     for shard, rows in static.items():
-        write_shard(shard_path(root, "static", (shard, 2)), rows, 6)
+        write_shard(shard_file(root, "static", Shard(shard, 2)), rows, 6)
         for row in rows:
             row["image"] = np.frombuffer(row["pixels"], np.uint8).reshape(
                 row["height"], row["width"], row["channels"]).squeeze()
         dynamic = []
         for video in sorted({r["video_id"] for r in rows}):
             dynamic += video_dynamic_rows(video, [r for r in rows if r["video_id"] == video], 4, 4)
-        write_shard(shard_path(root, "dynamic", (shard, 2)), dynamic, 3)
+        write_shard(shard_file(root, "dynamic", Shard(shard, 2)), dynamic, 3)
     return root
 
 
@@ -114,9 +115,9 @@ def test_extract_align_dynamic_then_load(tmp_path):
     index = write_index(tmp_path / "index", [manifest_row("a", color="a.mp4"),
                                              manifest_row("b", color="b.mp4", is_live=False, pai="replay")])
     params = write_params(tmp_path / "params.yaml",
-                          extract={"sampling": {"mode": "clips", "n_clips": 2, "clip_len": 8}},
-                          align={"crop_size": 16, "backend": {"test": "precropped"}},
-                          dynamic={"window": 4, "stride": 4})
+                          extract={"sampling": {"demo": {"mode": "clips", "n_clips": 2, "clip_len": 8}}},
+                          align={"crop_size": {"default": 16}, "backend": {"default": "precropped"}},
+                          dynamic={"window": 4, "stride": {"demo": 4}})
     cache = tmp_path / "cache"
     for i in range(2):
         shard = ["--shard", f"{i}/2", "--params", str(params)]

@@ -71,6 +71,7 @@ def test_cefa_paths_and_label_polarity(tiny):
     assert any(line.startswith("CASIA_CeFA/Mask/3D-Mask/000/1_000_") and line.endswith("/color 1") for line in test)
     image = lines(proto / "CASIA_CeFA@p1.1_image_train.txt")
     assert image[0] == train[0].replace("/color ", "/color/0001.jpg ")
+    assert len(image) == 6 * len(train)  # image lists name every frame (6 at tiny scale)
     p3 = lines(proto / "CASIA_CeFA@p3.1_video_test.txt")
     assert {line.split()[0].rsplit("/", 1)[1] for line in p3} == {"depth", "ir"}
     # P4: train real + screen only, test real + cloth only (+ masks).
@@ -98,6 +99,9 @@ def test_cefa_challenge_release(tiny):
     ref = lines(root / "4@1_dev_ref.txt")
     assert ref[0] == "dev/003000 1" and {line.split()[1] for line in ref} == {"0", "1"}
     assert lines(root / "4@1_dev_res.txt") == [line.split()[0] for line in ref]
+    # Test ids as released: CA from test/000001, then EA, AF, then videos shared by the three folds.
+    tests = [set(lines(root / f"4@{k}_test_res.txt")) for k in (1, 2, 3)]
+    assert min(tests[0]) == "test/000001" and len(tests[0] & tests[1] & tests[2]) == 1
     for rel in lines(root / "4@2_test_res.txt") + [line.split()[0] for line in ref]:
         assert (root / rel / "profile/0001.jpg").is_file() and (root / rel / "ir/0001.jpg").is_file()
 

@@ -74,6 +74,19 @@ def test_surf_subject_counts(full):
     assert count(data / "train_list.txt") == 300 * 4  # one frame per placeholder video
 
 
+def test_check_is_all_green_on_every_full_size_tree(full):
+    """`fas check` against the published sizes: nothing short, no problem, nothing more than published."""
+    from fas.datasets import check
+    from fas.datasets.cli import index_root
+
+    for dataset in ("cefa", "surf", "oulu", "siw", "replay", "msu", "casia_fasd"):
+        indexed, report = index_root(dataset, full(dataset))
+        tables = check.compare(indexed, report)
+        assert {row[-1] for table in tables for row in table.rows} <= {"ok", "note", "-"}, dataset
+        splits = [row[-1] for row in tables[0].rows]
+        assert splits.count("ok") == {"siw": 0}.get(dataset, len(splits)), dataset  # SiW: no published sizes
+
+
 def _detector():
     import dlib
 

@@ -7,6 +7,7 @@ import pytest
 
 from fas import tracking
 from fas.config import load_params
+from fas.experiment import grid_identity, resolve
 from fas.grid import Experiment, expand
 
 
@@ -17,7 +18,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("FAS_TRACKING", "1")
     params = load_params()
     params["mlflow"]["experiment"] = "test"
-    tracking.init_grid(params)
+    tracking.init_grid(grid_identity(params))
     return params
 
 
@@ -31,10 +32,10 @@ def _runs(params, role="train"):
 @pytest.mark.slow
 def test_child_run_is_linked_tagged_and_reused(store):
     experiment = expand(store)[0]
-    with tracking.start_run(experiment, store) as run:
+    with tracking.start_run(resolve(store, experiment)) as run:
         run.log_params({"a": 1})
         run.log_metrics({"train/loss": 0.5}, step=0)
-    with tracking.start_run(experiment, store) as again:
+    with tracking.start_run(resolve(store, experiment)) as again:
         assert again.reused and again.id == run.id
         again.log_metrics({"train/loss": 9.0}, step=0)  # ignored: identical run exists
     (child,) = _runs(store)
@@ -50,13 +51,13 @@ def test_child_run_is_linked_tagged_and_reused(store):
 def test_changed_parameters_make_a_new_run_and_errors_mark_failed(store):
     experiment = expand(store)[0]
     with pytest.raises(RuntimeError):
-        with tracking.start_run(experiment, store):
+        with tracking.start_run(resolve(store, experiment)):
             raise RuntimeError("loss is NaN")
     assert [r.info.status for r in _runs(store)] == ["FAILED"]
-    with tracking.start_run(experiment, store) as resumed:  # same key: the failed run reopens
+    with tracking.start_run(resolve(store, experiment)) as resumed:  # same key: the failed run reopens
         pass
     store["augment"]["rotation_deg"] = 10
-    with tracking.start_run(experiment, store) as changed:
+    with tracking.start_run(resolve(store, experiment)) as changed:
         pass
     assert changed.id != resumed.id
     assert sorted(r.info.status for r in _runs(store)) == ["FINISHED", "FINISHED"]
@@ -67,7 +68,7 @@ def _worker(args):
     os.environ["MLFLOW_TRACKING_URI"] = uri
     params = load_params()
     params["mlflow"]["experiment"] = "test"
-    with tracking.start_run(Experiment.parse(experiment_id), params) as run:
+    with tracking.start_run(resolve(params, Experiment.parse(experiment_id))) as run:
         run.log_params({"x": experiment_id})
         for step in range(3):
             run.log_metrics({"train/loss": 1.0 / (step + 1)}, step=step)
@@ -88,7 +89,7 @@ def test_parallel_jobs_lose_and_duplicate_no_run(store):
 def test_tracking_off_is_a_no_op(monkeypatch):
     monkeypatch.setenv("FAS_TRACKING", "0")
     params = load_params()
-    with tracking.start_run(expand(params)[0], params) as run:
+    with tracking.start_run(resolve(params, expand(params)[0])) as run:
         run.log_metrics({"x": 1.0})
         assert run.id is None
 

@@ -12,9 +12,12 @@ import yaml
 
 from fas import cli
 from fas.config import load_params, method_config
-from fas.models import build_model
 from fas.models.sdnet import SDNet
-from fas.train import Inputs, Schedule, Split, Trainer, model_feeds, resolve_device, video_metrics
+from fas.train import resolve_device
+from fas.training.inputs import IMAGENET, Inputs
+from fas.training.loop import Schedule, Trainer, video_metrics
+from fas.training.methods import METHODS
+from fas.training.splits import Split, model_feeds
 from fas import loader
 from test_train_cache import write_tiny_cache
 
@@ -28,6 +31,8 @@ def tiny_params(tmp_path, epochs=3, **sdnet):
     """The repository's params with a toy grid and a tiny demo preset."""
     params = load_params()
     params["preset"] = "demo"
+    for name in ("toy", "a", "b"):  # the toy datasets' roots are never read: caches are given
+        params["datasets"][name] = {"root": f"data/{name}"}
     params["grid"] = [
         {"name": "toy", "dataset": "toy", "method": "sdnet", "variants": ["full", "rgb", "static_only"],
          "protocols": {"p1": [1], "p3": [1], "nodev": [1]}},
@@ -189,11 +194,13 @@ def test_one_batch_is_overfit(tmp_path):
     params = load_params(tiny_params(tmp_path))
     config = method_config(params, "sdnet", "full")
     torch.manual_seed(0)
-    model = build_model("sdnet", config)
+    sdnet = METHODS["sdnet"]
+    model = sdnet.build_model(config)
     augment = {**params["augment"], "rotation_deg": 0, "flip": False, "crop_scale": 1.0,
                "color_jitter": 0.0}
-    inputs = Inputs("sdnet", config, augment, params["evm"], torch.device("cpu"), False)
-    trainer = Trainer("sdnet", model, Schedule.from_config(config), inputs,
+    inputs = Inputs(config["input_size"], augment, IMAGENET, torch.device("cpu"), False)
+    trainer = Trainer(model, Schedule.from_config(config),
+                      lambda batch, feed, train: sdnet.prepare(inputs, batch, feed, train),
                       {m: m for m in config["modalities"]}, 0, torch.device("cpu"))
     batch = next(iter(trainer.loader(loader.SDNetSamples(
         folder, [v for v, _ in videos("v", 4)], config["modalities"], shuffle=True, seed=0), 0)))
@@ -211,20 +218,20 @@ def test_one_batch_is_overfit(tmp_path):
 def test_feeds_follow_the_protocols_modalities():
     config = {"modalities": ["color", "depth", "ir"]}
     everything = {"train": Split("train"), "test": Split("test")}
-    assert model_feeds("sdnet", config, everything) == (
+    assert model_feeds(config["modalities"], everything) == (
         ["color", "depth", "ir"], {"train": [{"color": "color", "depth": "depth", "ir": "ir"}],
                                    "test": [{"color": "color", "depth": "depth", "ir": "ir"}]})
     listed = {"train": Split("train", modalities=["color", "depth", "ir"]),
               "test": Split("test", modalities=["color", "depth", "ir"])}
-    assert model_feeds("sdnet", {"modalities": ["color"]}, listed)[1]["test"] == [{"color": "color"}]
+    assert model_feeds(["color"], listed)[1]["test"] == [{"color": "color"}]
     cross = {"train": Split("train", modalities=["depth"]), "test": Split("test", modalities=["color", "ir"])}
-    assert model_feeds("sdnet", config, cross) == (
+    assert model_feeds(config["modalities"], cross) == (
         ["depth"], {"train": [{"depth": "depth"}], "test": [{"depth": "color"}, {"depth": "ir"}]})
     with pytest.raises(ValueError, match="only a single-modality model can switch"):
-        model_feeds("sdnet", config, {"train": Split("train", modalities=["color", "depth"]),
+        model_feeds(config["modalities"], {"train": Split("train", modalities=["color", "depth"]),
                                       "test": Split("test", modalities=["ir"])})
     with pytest.raises(ValueError, match="nothing to train on"):
-        model_feeds("sdnet", {"modalities": ["color"]}, cross)
+        model_feeds(["color"], cross)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
@@ -296,7 +303,7 @@ def test_videos_missing_from_the_cache_are_left_out_and_noted(toy):
 def test_cross_dataset_sources_cropped_at_different_sizes_share_a_batch():
     from torch.utils.data import DataLoader
 
-    from fas.train import RoundRobin
+    from fas.training.samples import RoundRobin
 
     class Source(torch.utils.data.IterableDataset):
         def __init__(self, crop):
@@ -313,3 +320,52 @@ def test_cross_dataset_sources_cropped_at_different_sizes_share_a_batch():
     batch = next(iter(DataLoader(RoundRobin([Source(224), Source(112)], 32), batch_size=4)))
     assert batch["frames"].shape == (4, 4, 3, 32, 32)
     assert batch["frames"].dtype == torch.uint8 and (batch["frames"] == 200).all()
+
+
+def paper_params(tmp_path, method: str, batch_size: int) -> "Path":
+    """The paper preset at its width and input size, one short epoch on the toy caches."""
+    path = tiny_params(tmp_path)
+    params = yaml.safe_load(path.read_text())
+    params["preset"] = "paper"
+    paper = params["presets"]["paper"][method]
+    paper.update({"epochs": 1, "batch_size": batch_size, "lr_milestones": [], "workers": 0})
+    params["grid"][0]["variants"] += ["static_rgb", "static_nhf"]
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["full", "static_only", "static_rgb", "static_nhf"])
+def test_paper_preset_sdnet_trains_and_scores(tmp_path, variant):
+    videos_of = {"train": videos("tr", 2), "dev": videos("dv", 2), "test": videos("te", 2)}
+    write_tiny_cache(tmp_path / "cache", "toy", [v for vs in videos_of.values() for v in vs])
+    write_protocols(tmp_path / "index", "toy", [("toy", "p1", 1, split, v, None, None)
+                                                for split, vs in videos_of.items() for v, _ in vs])
+    params = paper_params(tmp_path, "sdnet", batch_size=2)  # 2 videos x 2 windows: two steps
+    experiment = f"toy.p1.f1.sdnet.{variant}.s0"
+    assert train(tmp_path, experiment, params) == 0
+    folder = outputs(tmp_path, experiment)
+    config = json.loads((folder / "config.json").read_text())["method"]
+    assert (config["width"], config["input_size"]) == (64, 112)
+    history = pd.read_csv(folder / "history.csv")
+    assert math.isfinite(history["train/loss"].iloc[0])
+    scores = pd.read_parquet(folder / "scores.parquet")
+    assert len(scores) == 6 and scores["score"].between(0, 1).all()
+    assert pd.read_parquet(folder / "frame_scores.parquet").shape[0] == 12
+
+
+@pytest.mark.slow
+def test_paper_preset_motion_trains_and_scores(tmp_path):
+    write_tiny_cache(tmp_path / "cache", "a", videos("a", 2))
+    write_tiny_cache(tmp_path / "cache", "b", videos("b", 1), seed=1)
+    rows = ([("a", "a_to_b", 1, "train", v, None, None) for v, _ in videos("a", 2)]
+            + [("b", "a_to_b", 1, "test", v, None, None) for v, _ in videos("b", 1)])
+    write_protocols(tmp_path / "index", "cross", rows)
+    params = paper_params(tmp_path, "motion", batch_size=1)  # 2 videos x one 16-frame clip: two steps
+    experiment = "cross.a_to_b.f1.motion.full.s0"
+    assert train(tmp_path, experiment, params) == 0
+    folder = outputs(tmp_path, experiment)
+    config = json.loads((folder / "config.json").read_text())["method"]
+    assert (config["vgg_width"], config["input_size"], config["clip_len"]) == (64, 224, 16)
+    assert math.isfinite(pd.read_csv(folder / "history.csv")["train/loss"].iloc[0])
+    assert pd.read_parquet(folder / "scores.parquet")["score"].between(0, 1).all()

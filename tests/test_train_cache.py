@@ -30,7 +30,8 @@ def _image(rng: np.random.Generator, live: bool, grey: bool) -> np.ndarray:
 
 
 def write_tiny_cache(root: Path, dataset: str, videos: list[tuple[str, bool]], seed: int = 0) -> Path:
-    """Shards `<root>/<dataset>/{static,dynamic}-0-of-1.parquet` for (video_id, is_live) pairs."""
+    """Shards `<root>/<dataset>/{static,dynamic,magnified}-0-of-1.parquet` for (video_id, is_live)
+    pairs; the magnified frames are the colour frames themselves (the stage is tested on its own)."""
     rng = np.random.default_rng(seed)
     static, dynamic = [], []
     for video_id, live in sorted(videos):
@@ -60,7 +61,8 @@ def write_tiny_cache(root: Path, dataset: str, videos: list[tuple[str, bool]], s
                         ("width", pa.int32()), ("channels", pa.int32()), ("pixels", pa.binary()),
                         ("flags", pa.list_(pa.string())), ("is_live", pa.bool_()),
                         ("pai", pa.string()), ("subject", pa.string())])
-    for kind, rows in (("static", static), ("dynamic", dynamic)):
+    magnified = [{**row, "kind": "magnified"} for row in static if row["modality"] == "color"]
+    for kind, rows in (("static", static), ("dynamic", dynamic), ("magnified", magnified)):
         table = pa.Table.from_pylist(rows, schema=schema)
         pq.write_table(table, folder / f"{kind}-0-of-1.parquet", row_group_size=64)
     return folder

@@ -3,7 +3,8 @@
 An adapter states only the facts of its layout: path patterns whose named
 groups decode into manifest fields, the names of its side files (protocol
 lists, annotations) and its protocol rules. This module walks the tree,
-matches and decodes every file, groups frames into videos, checks protocol
+matches and decodes every file, groups frames into videos, reads list files
+(video lists and image lists, whose frames it records), checks protocol
 entries against what is on disk, and writes both tables deterministically.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -23,8 +26,9 @@ from fas.io import FailureReport, atomic_path
 MODALITIES = ("color", "depth", "ir")
 SPLITS = ("train", "dev", "test")
 # Folder names of the modality streams in frame datasets (the CeFA challenge
-# release calls its RGB folder `profile`: REFERENCE section 3, CeFA).
-MODALITY_FOLDERS = {"color": "color", "profile": "color", "depth": "depth", "ir": "ir"}
+# release calls its RGB folder `profile`: REFERENCE section 3, CeFA; the CeFA
+# authors' unified format keeps RGB face crops in `crop/`).
+MODALITY_FOLDERS = {"color": "color", "profile": "color", "crop": "color", "depth": "depth", "ir": "ir"}
 DESCRIPTIVE_FIELDS = ("session", "device", "ethnicity", "quality", "medium", "lighting")
 
 MANIFEST_SCHEMA = pa.schema([
@@ -38,6 +42,7 @@ PROTOCOL_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("protocol", pa.string()), ("fold", pa.int32()),
     ("split", pa.string()), ("video_id", pa.string()),
     ("modalities", pa.list_(pa.string())), ("max_frames", pa.int32()),
+    ("frames", pa.list_(pa.string())),
 ])
 
 # Report actions. Only SKIPPED counts as a problem for --strict; the others
@@ -47,6 +52,7 @@ PROTOCOL_SCHEMA = pa.schema([
 GENERATOR_RECORD = "synth.json"
 
 SKIPPED, IGNORED, UNLABELLED, NO_ANNOTATION = "skipped", "ignored", "unlabelled", "no annotation"
+RELEASE = "authors' release"  # the release layout of an adapter that knows one
 
 
 class BadName(ValueError):
@@ -57,13 +63,69 @@ class BadName(ValueError):
 class Layout:
     """One family of media paths: a regex over the root-relative POSIX path.
 
-    Groups: `video` (the video id), `modality` (frame datasets: the stream
-    folder), and whatever `decode` reads to produce the manifest fields
-    (subject, is_live, pai and the descriptive fields).
+    Groups: `video` (the video id), `modality` (frame and image media: the
+    stream folder or suffix), and whatever `decode` reads to produce the
+    manifest fields (subject, is_live, pai and the descriptive fields). A
+    decode may leave is_live None: the label then comes from a list
+    (`Adapter.external_labels`). `media` overrides the adapter's media.
     """
 
     pattern: re.Pattern
     decode: Callable[[dict], dict]
+    media: str | None = None
+
+
+@dataclass(frozen=True)
+class ListFamily:
+    """A family of list files: which files, the form of a line, the label polarity.
+
+    `files` matches a list's root-relative path (its named groups feed the
+    adapter's protocol rule). A line holds `paths` paths, then a label when
+    `live_label` is set: the label value that means live, a fact of each list
+    family (REFERENCE section 3: "0" in the CeFA authors' lists, "1" in the
+    challenge lists). `entry` matches the line's first path: group `video` the
+    video id and, in an image list, group `frame` the frame it names.
+    `in_folder`: video ids carry the list's folder (a release unpacked into a
+    subfolder of the root).
+    """
+
+    files: re.Pattern
+    entry: re.Pattern
+    live_label: str | None
+    form: str
+    paths: int = 1
+    in_folder: bool = False
+
+
+@dataclass
+class Listed:
+    """A video named by one list: its first line, its label, the frames named."""
+
+    where: str
+    is_live: bool | None
+    frames: set[str] | None  # None: the list names the whole video
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A published size of one protocol split, per class (None: not published).
+
+    `release` names the release layout the count belongs to (`Context.releases`);
+    `unlabelled` counts videos listed without a published label; `total` is a
+    published size whose split by class is not published; `attack_at_least`
+    makes the attack count a lower bound (part of the split is unverified).
+    """
+
+    release: str
+    protocol: str
+    fold: int
+    split: str
+    live: int | None
+    attack: int | None
+    unlabelled: int | None = None
+    total: int | None = None
+    attack_at_least: bool = False
+    source: str = "REFERENCE.md section 3"
 
 
 def table(mapping: dict, code: str, what: str):
@@ -74,14 +136,19 @@ def table(mapping: dict, code: str, what: str):
         raise BadName(f"unknown {what} code {code!r} (known: {', '.join(sorted(map(str, mapping)))})") from None
 
 
-def walk_files(root: Path, report: FailureReport) -> Iterator[tuple[str, int | None]]:
-    """(relative POSIX path, size or None when unreadable) of every file, sorted."""
+def any_of(*patterns: re.Pattern) -> re.Pattern:
+    """One pattern matching what any of `patterns` matches (their named groups dropped)."""
+    return re.compile("|".join(re.sub(r"\(\?P<\w+>", "(?:", p.pattern) for p in patterns))
+
+
+def walk_files(root: Path, report: FailureReport, start: Path | None = None) -> Iterator[tuple[str, int | None]]:
+    """(path relative to root, size or None when unreadable) of every file under `start`, sorted."""
 
     def on_error(error: OSError) -> None:
         report.add(_relative(root, error.filename), f"unreadable folder: {error.strerror}")
 
     seen_folders = set()  # (device, inode): symlinked folders are followed, never twice
-    for folder, subfolders, files in os.walk(root, onerror=on_error, followlinks=True):
+    for folder, subfolders, files in os.walk(start or root, onerror=on_error, followlinks=True):
         base = Path(folder)
         info = base.stat()
         identity = (info.st_dev, info.st_ino)
@@ -107,31 +174,57 @@ def _relative(root: Path, path) -> str:
 
 
 class Context:
-    """What protocol rules see: the indexed videos, the side files, the report."""
+    """What protocol rules see: the indexed videos, the side files, the report.
+
+    Rules add protocol rows, name the release layouts they recognise
+    (`releases`, matched against the adapter's published sizes by `fas check`)
+    and count listed videos that are on disk but carry no published label
+    (`listed_unlabelled`).
+    """
 
     def __init__(self, adapter: "Adapter", root: Path, videos: dict[str, dict],
                  side_files: list[str], report: FailureReport):
         self.adapter, self.root, self.videos = adapter, root, videos
         self.side_files, self.report = side_files, report
-        self.rows: set[tuple] = set()
+        self.rows: dict[tuple, dict] = {}
+        self.unlabelled: set[str] = set()  # on disk, left out for want of a label
+        self.listed_unlabelled: Counter = Counter()  # (protocol, fold, split) -> videos
+        self.releases: set[str] = set()
+        self._lists: dict[tuple[str, int], dict[str, Listed]] = {}
 
     def add(self, protocol: str, fold: int, split: str, video_id: str,
-            modalities: Iterable[str] | None = None, max_frames: int | None = None) -> None:
-        """One protocol row for a video known to be in the manifest."""
-        assert split in SPLITS and video_id in self.videos, (split, video_id)
-        self.rows.add((protocol, fold, split, video_id,
-                       tuple(modalities) if modalities is not None else None, max_frames))
+            modalities: Iterable[str] | None = None, max_frames: int | None = None,
+            frames: Iterable[str] | None = None) -> None:
+        """One protocol row for a video known to be in the manifest.
 
-    def add_listed(self, where: str, protocol: str, fold: int, split: str, video_id: str,
-                   listed_live: bool, **extra) -> None:
-        """A row read from a protocol file: the video must exist and its label agree."""
+        A video named twice in one split (a video list and an image list) gets
+        one row: the frames named by image lists, the smallest max_frames.
+        """
+        assert split in SPLITS and video_id in self.videos, (split, video_id)
+        key = (protocol, fold, split, video_id)
+        row = self.rows.setdefault(key, {"modalities": tuple(modalities) if modalities is not None else None,
+                                         "max_frames": max_frames, "frames": None})
+        if max_frames is not None:
+            row["max_frames"] = min(max_frames, row["max_frames"] or max_frames)
+        if frames is not None:
+            row["frames"] = (row["frames"] or set()) | set(frames)
+
+    def check_listed(self, where: str, video_id: str, listed_live: bool | None) -> bool:
+        """Whether a list entry names a video in the index whose label agrees (else reported)."""
         video = self.videos.get(video_id)
         if video is None:
             self.report.add(where, f"protocol entry names a video absent from the index: {video_id}")
-        elif video["is_live"] != listed_live:
+            return False
+        if listed_live is not None and video["is_live"] != listed_live:
             self.report.add(where, f"label disagrees with the path: the list says "
                                    f"{'live' if listed_live else 'attack'}, {video_id} is {video['pai']}")
-        else:
+            return False
+        return True
+
+    def add_listed(self, where: str, protocol: str, fold: int, split: str, video_id: str,
+                   listed_live: bool | None, **extra) -> None:
+        """A row read from a protocol file: the video must exist and its label agree."""
+        if self.check_listed(where, video_id, listed_live):
             self.add(protocol, fold, split, video_id, **extra)
 
     def side(self, pattern: re.Pattern) -> list[tuple[str, re.Match]]:
@@ -150,16 +243,63 @@ class Context:
             if line.strip():
                 yield f"{rel}:{number}", line.strip()
 
+    def read_list(self, rel: str, family: ListFamily) -> dict[str, Listed]:
+        """The videos a list file names, in order; problems are reported once per file.
+
+        Malformed lines, lines repeating an entry and frames of one video with
+        different labels are reported; the rest is read.
+        """
+        key = (rel, id(family))
+        if key in self._lists:
+            return self._lists[key]
+        prefix = rel.rsplit("/", 1)[0] + "/" if family.in_folder and "/" in rel else ""
+        width = family.paths + (family.live_label is not None)
+        listed: dict[str, Listed] = {}
+        repeated = 0
+        for where, line in self.lines(rel):
+            fields = line.split()
+            entry = family.entry.fullmatch(fields[0]) if len(fields) == width else None
+            label = fields[-1] if family.live_label is not None else None
+            if entry is None or label not in (None, "0", "1"):
+                self.report.add(where, f"malformed list line {line!r}: expected '{family.form}'")
+                continue
+            video_id = prefix + entry["video"]
+            is_live = None if label is None else label == family.live_label
+            frame = entry.groupdict().get("frame")
+            frame = sys.intern(frame) if frame else None
+            seen = listed.get(video_id)
+            if seen is None:
+                listed[video_id] = Listed(where, is_live, {frame} if frame else None)
+            elif seen.is_live != is_live:
+                self.report.add(where, f"label disagrees with {seen.where} for the same video {video_id}")
+            elif frame is None:  # the whole video: it covers any frame named before
+                repeated += seen.frames is None
+                seen.frames = None
+            elif seen.frames is not None:
+                repeated += frame in seen.frames
+                seen.frames.add(frame)
+        if repeated:
+            self.report.add(rel, f"{repeated} line(s) repeat an earlier entry: read once", action=IGNORED)
+        self._lists[key] = listed
+        return listed
+
 
 class Adapter:
     """The facts of one dataset layout; subclasses set the class attributes."""
 
     name: str
-    media: str  # "video": one file per modality; "frames": a folder of JPEG frames per modality
+    # The media of its layouts, unless a Layout says otherwise: "video" (one file
+    # per modality), "frames" (a folder of image frames per modality) or "image"
+    # (one still per modality: a release of single frames, e.g. the CASIA-SURF
+    # challenge's Val and Testing sets).
+    media: str
     layouts: tuple[Layout, ...]
     side_files: re.Pattern | None = None  # known non-media files: lists, annotations
     modalities: tuple[str, ...] = ("color",)  # streams every video must have
     has_annotations = False  # videos come with face-location files (Replay-Attack)
+    published: tuple[Expected, ...] = ()  # published split sizes (`fas check`)
+    release = RELEASE  # the release layout named when a rule names none
+    subfolder: str | None = None  # walk only this folder of the root (paths stay root-relative)
 
     def external_labels(self, ctx: Context) -> dict[str, tuple[bool, str]]:
         """Labels of videos whose names carry none: video_id -> (is_live, pai)."""
@@ -173,26 +313,41 @@ class Adapter:
         """Add the protocol rows (ctx.add / ctx.add_listed)."""
         raise NotImplementedError
 
+    def expected(self, ctx: Context) -> list[Expected]:
+        """The published sizes that apply to the release layouts the rules recognised."""
+        releases = ctx.releases or {self.release}
+        return [e for e in self.published if e.release in releases]
+
     # -- the shared mechanism -------------------------------------------------
 
     def index(self, root: Path, report: FailureReport) -> tuple[list[dict], list[dict]]:
         """Walk `root`; return sorted manifest rows and protocol rows."""
+        indexed = self.run(root, report)
+        return indexed.manifest, indexed.protocols
+
+    def run(self, root: Path, report: FailureReport) -> "Indexed":
+        """Walk `root`; the sorted tables and the context the rules filled."""
         videos, side_files = self._scan(root, report)
         ctx = Context(self, root, videos, side_files, report)
         self._complete_labels(ctx)
         self.build_protocols(ctx)
         manifest = [videos[key] for key in sorted(videos)]
-        protocols = [dict(zip(("protocol", "fold", "split", "video_id", "modalities", "max_frames"), row),
-                          dataset=self.name) for row in sorted(ctx.rows, key=_row_key)]
-        for row in protocols:
-            row["modalities"] = list(row["modalities"]) if row["modalities"] is not None else None
-        return manifest, protocols
+        protocols = []
+        for key in sorted(ctx.rows, key=_row_key):
+            row = ctx.rows[key]
+            protocols.append({
+                "dataset": self.name, **dict(zip(("protocol", "fold", "split", "video_id"), key)),
+                "modalities": list(row["modalities"]) if row["modalities"] is not None else None,
+                "max_frames": row["max_frames"],
+                "frames": sorted(row["frames"]) if row["frames"] is not None else None})
+        return Indexed(manifest, protocols, ctx)
 
     def _scan(self, root: Path, report: FailureReport) -> tuple[dict[str, dict], list[str]]:
         found: dict[str, dict] = {}
         streams: dict[str, dict[str, str]] = {}
         side_files: list[str] = []
-        for rel, size in walk_files(root, report):
+        start = root / self.subfolder if self.subfolder else None
+        for rel, size in walk_files(root, report, start):
             if rel == GENERATOR_RECORD:
                 continue
             if self.side_files is not None and self.side_files.fullmatch(rel):
@@ -215,16 +370,16 @@ class Adapter:
             except BadName as error:
                 report.add(rel, f"bad name: {error}")
                 continue
-            video_id = groups["video"]
-            if self.media == "frames":
-                modality_dir = rel.rsplit("/", 1)[0]
-                streams.setdefault(video_id, {})[MODALITY_FOLDERS[groups["modality"]]] = modality_dir
-                found.setdefault(video_id, fields)
-            elif video_id in found:
-                report.add(rel, f"duplicate video {video_id}: already indexed as {streams[video_id]['color']}")
-            else:
+            video_id, media = groups["video"], layout.media or self.media
+            if media == "video":
+                if video_id in found:
+                    report.add(rel, f"duplicate video {video_id}: already indexed as {streams[video_id]['color']}")
+                    continue
                 streams[video_id] = {"color": rel}
-                found[video_id] = fields
+            else:  # a frame folder, or the image itself
+                stream = MODALITY_FOLDERS[groups.get("modality") or "color"]
+                streams.setdefault(video_id, {})[stream] = rel.rsplit("/", 1)[0] if media == "frames" else rel
+            found.setdefault(video_id, {**fields, "media": media})
         side_set = set(side_files)
         videos = {}
         for video_id, fields in found.items():
@@ -236,7 +391,7 @@ class Adapter:
                                       f"(or no readable frames in them)")
                 continue
             videos[video_id] = {
-                "dataset": self.name, "video_id": video_id, "media": self.media,
+                "dataset": self.name, "video_id": video_id,
                 **{f"path_{m}": paths.get(m) for m in MODALITIES},
                 "path_annotation": self.annotation(video_id, side_set),
                 **{name: None for name in DESCRIPTIVE_FIELDS},
@@ -257,11 +412,21 @@ class Adapter:
             else:
                 ctx.report.add(video_id, "no label: the name carries none and no label list names it",
                                action=UNLABELLED)
+                ctx.unlabelled.add(video_id)
                 del ctx.videos[video_id]
 
 
-def _row_key(row: tuple) -> tuple:
-    protocol, fold, split, video_id = row[:4]
+@dataclass
+class Indexed:
+    """What indexing one root produced: the two tables and the rules' context."""
+
+    manifest: list[dict]
+    protocols: list[dict]
+    context: Context | None = field(repr=False)  # None for the cross-dataset index
+
+
+def _row_key(key: tuple) -> tuple:
+    protocol, fold, split, video_id = key
     return protocol, fold, SPLITS.index(split), video_id
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, Context, Layout
+from fas.datasets.base import RELEASE, Adapter, Context, Expected, Layout
 
 # Clip -> (PAI, quality). REFERENCE lists the qualities as normal / low / high
 # for the three clips of each kind (odd, even, HR_).
@@ -16,6 +16,8 @@ CLIPS = {"1": ("live", "normal"), "2": ("live", "low"), "HR_1": ("live", "high")
          "5": ("cut_photo", "normal"), "6": ("cut_photo", "low"), "HR_3": ("cut_photo", "high"),
          "7": ("replay", "normal"), "8": ("replay", "low"), "HR_4": ("replay", "high")}
 SPLITS = {"train_release": "train", "test_release": "test"}
+# 20 training and 30 test subjects, 3 real + 9 attack clips each (REFERENCE section 3).
+PUBLISHED = (Expected(RELEASE, "standard", 1, "train", 60, 180), Expected(RELEASE, "standard", 1, "test", 90, 270))
 
 
 def decode(groups: dict) -> dict:
@@ -28,6 +30,7 @@ def decode(groups: dict) -> dict:
 class CasiaFasd(Adapter):
     name = "casia_fasd"
     media = "video"
+    published = PUBLISHED
     layouts = (Layout(re.compile(r"(?P<video>(?P<folder>train_release|test_release)/(?P<subject>\d+)/"
                                  r"(?P<clip>[1-8]|HR_[1-4]))\.avi"), decode),)
 

@@ -1,4 +1,8 @@
-"""`fas index DATASET --root DIR --out DIR`: manifest.parquet, protocols.parquet, skipped.json."""
+"""`fas index DATASET --root DIR --out DIR`: manifest.parquet, protocols.parquet, skipped.json.
+
+For a root that is not the synthetic default, it also prints the tables of
+`fas check` (the copy against the published sizes) before preprocessing starts.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fas.datasets import ADAPTERS
-from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, write_parquet
+from fas.config import is_synthetic_root, section_defaults
+from fas.datasets import ADAPTERS, check, make_adapter
+from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, Indexed, write_parquet
 from fas.datasets.cross import build_cross
-from fas.config import section_defaults
 from fas.io import FailureReport
 
 
@@ -19,19 +23,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, required=True,
                         help="dataset root (for `cross`: the folder holding the datasets' index folders)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--name", default=None,
+                        help="casia_fas only: the dataset folder of the unified format (e.g. OULU_NPU)")
     parser.add_argument("--strict", action=argparse.BooleanOptionalAction,
                         default=bool(section_defaults("index").get("strict", False)),
                         help="exit non-zero when anything was skipped (default: params index.strict)")
 
 
-def index_dataset(dataset: str, root: Path) -> tuple[list[dict], list[dict], FailureReport]:
+def index_dataset(dataset: str, root: Path, name: str | None = None
+                  ) -> tuple[list[dict], list[dict], FailureReport]:
     """Manifest rows, protocol rows and the report of one dataset (or `cross`)."""
+    indexed, report = index_root(dataset, root, name)
+    return indexed.manifest, indexed.protocols, report
+
+
+def index_root(dataset: str, root: Path, name: str | None = None) -> tuple[Indexed, FailureReport]:
+    """The index of one root with its rules' context (`cross`: none), and the report."""
     report = FailureReport("index")
     if dataset == "cross":
         manifest, protocols = build_cross(root, report)
-    else:
-        manifest, protocols = ADAPTERS[dataset]().index(root, report)
-    return manifest, protocols, report
+        return Indexed(manifest, protocols, None), report
+    return make_adapter(dataset, root, name).run(root, report), report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,10 +52,17 @@ def run(args: argparse.Namespace) -> int:
         reason = "is not a folder" if root.exists() else "does not exist"
         print(f"fas index {args.dataset}: root {root} {reason}", file=sys.stderr)
         return 2
-    manifest, protocols, report = index_dataset(args.dataset, root)
+    try:
+        indexed, report = index_root(args.dataset, root, args.name)
+    except ValueError as error:
+        print(f"fas index {args.dataset}: {error}", file=sys.stderr)
+        return 2
+    manifest, protocols = indexed.manifest, indexed.protocols
     report.write(out / "skipped.json")
     if report.entries:
         print(report.summary(), file=sys.stderr)
+    if indexed.context is not None and not is_synthetic_root(root):
+        print(check.render(args.dataset, check.compare(indexed, report), colour=sys.stdout.isatty()))
     if not manifest:
         for stale in ("manifest.parquet", "protocols.parquet"):
             (out / stale).unlink(missing_ok=True)

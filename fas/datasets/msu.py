@@ -1,16 +1,21 @@
 """MSU-MFSD: real/attack videos per client and the train/test subject lists (no dev set).
 
-Layout and subject lists: REFERENCE.md section 3, "MSU-MFSD".
+Layout and subject lists: REFERENCE.md section 3, "MSU-MFSD". As released, the
+lists sit in the release folder and the videos in its `scene01/{real,attack}/`;
+the videos may also sit directly in `{real,attack}/` beside the lists.
 """
 
 from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, Context, Layout
+from fas.datasets.base import RELEASE, Adapter, Context, Expected, Layout
 
 ATTACKS = {"ipad_video": "replay_ipad", "iphone_video": "replay_iphone", "printed_photo": "print"}
 LISTS = {"train_sub_list.txt": "train", "test_sub_list.txt": "test"}
+SCENE = r"(?:scene01/)?"
+# 15 training and 20 test subjects, 2 real + 6 attack videos each (REFERENCE section 3).
+PUBLISHED = (Expected(RELEASE, "standard", 1, "train", 30, 90), Expected(RELEASE, "standard", 1, "test", 40, 120))
 
 
 def decode_real(groups: dict) -> dict:
@@ -26,12 +31,14 @@ class Msu(Adapter):
     name = "msu"
     media = "video"
     layouts = (
-        Layout(re.compile(r"(?P<video>real/real_client(?P<client>\d{3})_(?P<device>android|laptop)"
+        Layout(re.compile(rf"{SCENE}(?P<video>real/real_client(?P<client>\d{{3}})_(?P<device>android|laptop)"
                           r"_SD_scene01)\.(?:mp4|mov)"), decode_real),
-        Layout(re.compile(r"(?P<video>attack/attack_client(?P<client>\d{3})_(?P<device>android|laptop)_SD_"
+        Layout(re.compile(rf"{SCENE}(?P<video>attack/attack_client(?P<client>\d{{3}})_(?P<device>android|laptop)_SD_"
                           r"(?P<attack>ipad_video|iphone_video|printed_photo)_scene01)\.(?:mp4|mov)"), decode_attack),
     )
-    side_files = re.compile("|".join(map(re.escape, LISTS)))
+    # The subject lists, and per-video face-location files beside the videos (unverified: not read).
+    side_files = re.compile("|".join(map(re.escape, LISTS)) + rf"|{SCENE}(?:real|attack)/[^/]+\.face")
+    published = PUBLISHED
 
     def build_protocols(self, ctx: Context) -> None:
         list_of: dict[int, str] = {}  # client -> the list file naming it

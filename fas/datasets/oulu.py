@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, BadName, Context, Layout
+from fas.datasets.base import RELEASE, Adapter, BadName, Context, Expected, Layout
 
 # File 1 real, 2-3 print, 4-5 replay (two printers, two displays).
 FILES = {"1": ("live", None), "2": ("print", "printer_1"), "3": ("print", "printer_2"),
          "4": ("replay", "display_1"), "5": ("replay", "display_2")}
 USERS = {"Train_files": range(1, 21), "Dev_files": range(21, 36), "Test_files": range(36, 56)}
+
+# Videos per split as (live, attack), every fold alike: the OULU-NPU protocol sizes
+# (P1 1200 / 900 / 600, REFERENCE section 3; the others follow its rules: 20 / 15 / 20
+# users, 6 phones, 3 sessions, files 1-5).
+SIZES = {"p1": ((240, 960), (180, 720), (120, 480)), "p2": ((360, 720), (270, 540), (360, 720)),
+         "p3": ((300, 1200), (225, 900), (60, 240)), "p4": ((200, 400), (150, 300), (20, 40))}
+FOLDS = {"p1": (1,), "p2": (1,), "p3": range(1, 7), "p4": range(1, 7)}
+PUBLISHED = tuple(Expected(RELEASE, protocol, fold, split, live, attack)
+                  for protocol, sizes in SIZES.items() for fold in FOLDS[protocol]
+                  for split, (live, attack) in zip(("train", "dev", "test"), sizes))
 
 LIST_FILE = re.compile(r"Protocols/Protocol_(?P<protocol>[1-4])/(?P<split>Train|Dev|Test)(?:_(?P<fold>[1-6]))?\.txt")
 LIST_LINE = re.compile(r"(?P<sign>[+-][12]),(?P<name>\d_\d_\d\d_\d)")
@@ -31,6 +41,7 @@ def decode(groups: dict) -> dict:
 class Oulu(Adapter):
     name = "oulu"
     media = "video"
+    published = PUBLISHED
     layouts = (Layout(re.compile(
         r"(?P<video>(?P<folder>Train_files|Dev_files|Test_files)/"
         r"(?P<name>(?P<phone>[1-6])_(?P<session>[1-3])_(?P<user>\d\d)_(?P<file>\d)))\.avi"), decode),)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fas.datasets.base import Adapter, BadName, Context, Layout
+from fas.datasets.base import RELEASE, Adapter, BadName, Context, Expected, Layout
 
 SPLITS = {"train": "train", "devel": "dev", "test": "test"}
 # attack_<what is shown on>_..._<displayed by>_<content>: a printed high-definition
@@ -31,6 +31,10 @@ def decode_attack(groups: dict) -> dict:
             "medium": f"{groups['support']}_{groups['source']}_{groups['content']}"}
 
 
+# grandtest: 15 / 15 / 20 clients, 60 + 300, 60 + 300, 80 + 400 videos (REFERENCE section 3).
+PUBLISHED = tuple(Expected(RELEASE, "grandtest", 1, split, live, attack)
+                  for split, live, attack in (("train", 60, 300), ("dev", 60, 300), ("test", 80, 400)))
+
 LIGHTING = r"(?P<lighting>adverse|controlled)"
 SESSION = r"client(?P<client>\d{3})_session(?P<session>\d\d)"
 
@@ -39,6 +43,7 @@ class Replay(Adapter):
     name = "replay"
     media = "video"
     has_annotations = True
+    published = PUBLISHED
     layouts = (
         Layout(re.compile(rf"(?P<video>(?P<folder>train|devel|test)/real/{SESSION}_webcam_authenticate_"
                           rf"{LIGHTING}_\d)\.mov"), decode_real),

@@ -1,56 +1,53 @@
-"""The two reproduced methods, built from a resolved method config.
+"""The reproduced methods' networks, built from a resolved method config.
 
-`build_model(method, config, pretrained)` gives an `nn.Module` whose forward
-returns a dict of logits (P(live) after a sigmoid), with `.loss(logits,
-is_live)` and `.score_key` naming the logit that scores a sample. Pretrained
-weights come only from local files named in params.yaml (`pretrained:`);
-nothing is ever downloaded.
+Each builder gives an `nn.Module` whose forward returns a dict of logits
+(P(live) after a sigmoid), with `.loss(logits, is_live)` and `.score_key`
+naming the logit that scores a sample. Pretrained weights come only from
+local files named in params.yaml (`pretrained:`); nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from fas.models.motion import MotionNet
-from fas.models.sdnet import SDNet
-
-METHODS = ("sdnet", "motion")
+from fas.models.sdnet import HalfwayFusionNet, SDNet
 
 
-def build_model(method: str, config: dict, pretrained: dict | None = None,
-                modalities: list[str] | None = None) -> nn.Module:
-    """The model of `method` from its resolved config (see `fas.config.method_config`).
+def build_sdnet(config: Mapping, pretrained: Mapping, modalities: list[str]) -> nn.Module:
+    """SD-Net on `modalities` (the variant's, or fewer: CeFA protocol 3 trains one)."""
+    if config["fusion"] == "halfway":
+        model = HalfwayFusionNet(modalities, config["branches"], width=config["width"])
+        trunks = [*model.stems.values(), *model.trunks.values()]
+    else:
+        model = SDNet(modalities, config["branches"], width=config["width"], fusion=config["fusion"],
+                      backward_feeding=config["backward_feeding"], loss_terms=config["loss_terms"],
+                      shared_from_static_dynamic=config["shared_from_static_dynamic"])
+        trunks = [trunk for net in model.nets.values() for trunk in net.trunks.values()]
+        trunks += [model.shared] if model.shared is not None else []
+    if pretrained["resnet18"]:
+        state = load_state_file(pretrained["resnet18"], "pretrained.resnet18")
+        for trunk in trunks:
+            load_matching(trunk, state, "pretrained.resnet18", pretrained["resnet18"])
+    return model
 
-    `modalities` overrides the config's (CeFA protocol 3 trains one modality).
-    """
-    pretrained = pretrained or {}
-    if method == "sdnet":
-        model = SDNet(modalities or config["modalities"], config["branches"], width=config["width"],
-                      fusion=config["fusion"], backward_feeding=config["backward_feeding"],
-                      loss_terms=config["loss_terms"])
-        if pretrained.get("resnet18"):
-            state = load_state_file(pretrained["resnet18"], "pretrained.resnet18")
-            for net in model.nets.values():
-                for trunk in net.trunks.values():
-                    load_matching(trunk, state, "pretrained.resnet18", pretrained["resnet18"])
-            if model.shared is not None:
-                load_matching(model.shared, state, "pretrained.resnet18", pretrained["resnet18"])
-        return model
-    if method == "motion":
-        if int(config["input_size"]) < 32:
-            raise ValueError(f"motion input_size must be at least 32 (VGG-16 halves it five "
-                             f"times), got {config['input_size']}")
-        model = MotionNet(config["vgg_width"], config["lstm_hidden"], config["temporal"],
-                          config.get("aux_frame_loss", 0.0))
-        if pretrained.get("vgg_face"):
-            state = load_state_file(pretrained["vgg_face"], "pretrained.vgg_face")
-            load_matching(model, state, "pretrained.vgg_face", pretrained["vgg_face"],
-                          prefix="features.")
-        return model
-    raise ValueError(f"unknown method {method!r}; known: {METHODS}")
+
+def build_motion(config: Mapping, pretrained: Mapping, modalities: list[str]) -> MotionNet:
+    """MotionEnhancement on the colour stream (`modalities` is always ["color"])."""
+    if int(config["input_size"]) < 32:
+        raise ValueError(f"motion input_size must be at least 32 (VGG-16 halves it five "
+                         f"times), got {config['input_size']}")
+    model = MotionNet(config["vgg_width"], config["lstm_hidden"], config["temporal"],
+                      config["aux_frame_loss"])
+    if pretrained["vgg_face"]:
+        state = load_state_file(pretrained["vgg_face"], "pretrained.vgg_face")
+        load_matching(model, state, "pretrained.vgg_face", pretrained["vgg_face"],
+                      prefix="features.")
+    return model
 
 
 def load_state_file(path: str | Path, name: str) -> dict[str, torch.Tensor]:

@@ -1,6 +1,7 @@
 """Eulerian video magnification (Wu et al. 2012) for MotionEnhancement (REFERENCE.md section 2).
 
-A clip is converted to YIQ, decomposed per frame into a spatial pyramid
+`fas magnify` runs it over every sampled run of a video's face track (the
+temporal filters need the whole video to settle). A run is converted to YIQ, decomposed per frame into a spatial pyramid
 (Laplacian for motion, Gaussian for colour), band-passed in time between
 `low_hz` and `high_hz` at the clip's frame rate (ideal FFT mask or first-order
 Butterworth), amplified by `alpha` (per level, limited by the spatial cut-off
@@ -13,6 +14,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from fas.evm_settings import pyramid_levels
 
 # RGB -> YIQ (NTSC), as in Wu et al.'s reference code.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114],
@@ -100,20 +103,22 @@ def _first_order_lowpass(x: torch.Tensor, fps: float, cutoff_hz: float) -> torch
     return torch.stack(out)
 
 
-def magnify(frames: torch.Tensor, fps: float, *, levels: int = 4, low_hz: float = 0.4,
+def magnify(frames: torch.Tensor, fps: float, *, levels: int | str = "full", low_hz: float = 0.4,
             high_hz: float = 3.0, alpha: float = 10.0, lambda_c: float = 16.0,
             chroma_attenuation: float = 0.1, pyramid: str = "laplacian",
             temporal_filter: str = "butterworth") -> torch.Tensor:
     """Magnify a clip `frames` [T, 3, H, W], or clips [N, T, 3, H, W] sharing one frame
     rate (float RGB in [0, 1]); same shape back.
 
-    Defaults are the usual EVM range (REFERENCE.md section 2: unverified values).
+    `levels` "full" builds every pyramid level the frame size allows (Wu et al.'s
+    'auto'); fas.evm_settings holds Wu et al.'s named presets.
     """
     if frames.dim() not in (4, 5) or frames.shape[-3] != 3:
         raise ValueError(f"evm expects frames [T, 3, H, W] or [N, T, 3, H, W], "
                          f"got {tuple(frames.shape)}")
     if fps <= 0:
         raise ValueError(f"evm needs a positive frame rate, got {fps}")
+    levels = pyramid_levels(levels, *frames.shape[-2:])
     # time first, clips (if any) as a batch dimension
     yiq = _color_transform(frames.transpose(0, 1) if frames.dim() == 5 else frames, _YIQ)
     if pyramid == "laplacian":

@@ -5,7 +5,8 @@ and a static-dynamic branch fed by the sum of the two res1 outputs, each on
 ResNet-18 blocks (conv, res1..res4, global average pooling). Across modalities
 a shared branch (ResNet-18 without conv and res1) receives the summed
 modality features (forward feeding) and returns its output to the static and
-dynamic branches (backward feeding).
+dynamic branches (backward feeding). `HalfwayFusionNet` is the paper's
+no-sharing baseline (NHF).
 """
 
 from __future__ import annotations
@@ -87,36 +88,55 @@ class ModalityNet(nn.Module):
         self.fused_head = nn.Linear(width * 8, 1) if fused_term and len(self.branches) > 1 else None
 
 
+FUSIONS = ("psmm", "halfway", "late")
+
+
 class SDNet(nn.Module):
-    """SD-Net per modality with partially shared fusion (PSMM) or none (NHF).
+    """SD-Net per modality with partially shared fusion (PSMM) or late fusion.
 
     Forward feeding: S~^t = sum_m X^t_m + S^t feeds shared block t+1 (S^1 = 0);
-    X^t_m is the sum of the modality's branch outputs at block t. Backward
-    feeding: the static and dynamic branches of every modality receive
-    X^t_{m,b} + S^t as input of their block t+1 (t = 2, 3).
+    X^t_m is the sum of the modality's static and dynamic branch outputs at
+    block t (and of its static-dynamic branch from block 2 on when
+    `shared_from_static_dynamic`). Backward feeding: the static and dynamic
+    branches of every modality receive X^t_{m,b} + S^t as input of their
+    block t+1 (t = 2, 3). `late`: no shared branch, the modalities' features
+    are summed at the end. A single modality has nothing to share: it is
+    SD-Net inside that modality (one ResNet-18 with a single branch), scored
+    by its fused logit (or its only branch).
     """
 
     def __init__(self, modalities: list[str], branches: list[str], width: int = 64,
-                 fusion: str = "psmm", backward_feeding: bool = True, loss_terms: int = 4):
+                 fusion: str = "psmm", backward_feeding: bool = True, loss_terms: int = 4,
+                 shared_from_static_dynamic: bool = False):
         super().__init__()
-        if fusion not in ("psmm", "none"):
-            raise ValueError(f"sdnet fusion must be 'psmm' or 'none', got {fusion!r}")
+        if fusion not in ("psmm", "late"):
+            raise ValueError(f"sdnet fusion must be 'psmm' or 'late' here ('halfway' is "
+                             f"HalfwayFusionNet), got {fusion!r}")
         if loss_terms not in (3, 4):
             raise ValueError(f"sdnet loss_terms must be 3 or 4, got {loss_terms!r}")
         if not modalities:
             raise ValueError("sdnet needs at least one modality")
         self.modalities = tuple(modalities)
-        self.fusion = fusion
-        self.backward_feeding = backward_feeding and fusion == "psmm"
+        multimodal = len(self.modalities) > 1
+        self.fusion = fusion if multimodal else "late"
+        self.backward_feeding = backward_feeding and self.fusion == "psmm"
+        self.shared_from_static_dynamic = shared_from_static_dynamic
         self.loss_terms = loss_terms
         self.nets = nn.ModuleDict({m: ModalityNet(width, tuple(branches), loss_terms == 4) for m in modalities})
-        self.shared = ResNetTrunk(width, stem=False, stages=STAGES[1:]) if fusion == "psmm" else None
-        self.whole_head = nn.Linear(width * 8, 1)
+        self.shared = (ResNetTrunk(width, stem=False, stages=STAGES[1:])
+                       if self.fusion == "psmm" else None)
+        net = next(iter(self.nets.values()))
+        if multimodal or (net.fused_head is None and len(net.branches) > 1):
+            self.whole_head = nn.Linear(width * 8, 1)
+            self.score_key = "whole"
+        else:  # one modality: its fused logit, or its only branch, is the score
+            self.whole_head = None
+            self.score_key = f"{self.modalities[0]}/" + (
+                "fused" if net.fused_head is not None else net.branches[0])
 
-    score_key = "whole"
     def forward(self, static: dict[str, torch.Tensor],
                 dynamic: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Logits (P(live) after a sigmoid) of every loss term; `whole` is the score."""
+        """Logits (P(live) after a sigmoid) of every loss term; `score_key` names the score."""
         inputs = {"static": static, "dynamic": dynamic}
         # res1 of every branch with a stem; the static-dynamic branch starts from their sum
         state: dict[str, dict[str, torch.Tensor]] = {}
@@ -147,20 +167,81 @@ class SDNet(nn.Module):
             if net.fused_head is not None:
                 logits[f"{m}/fused"] = net.fused_head(fused).squeeze(1)
             whole = whole + fused
-        logits["whole"] = self.whole_head(whole).squeeze(1)
+        if self.whole_head is not None:
+            logits["whole"] = self.whole_head(whole).squeeze(1)
         return logits
 
     def loss(self, logits: dict[str, torch.Tensor], is_live: torch.Tensor) -> torch.Tensor:
         """L_whole + sum over modalities of L_s + L_d + L_sd (+ L_fused)."""
-        target = is_live.to(logits["whole"].dtype)
-        return sum(nn.functional.binary_cross_entropy_with_logits(logit, target)
-                   for logit in logits.values())
+        return _bce_sum(logits, is_live)
 
-    @staticmethod
-    def _modality_sum(branch_state: dict[str, torch.Tensor], t: int) -> torch.Tensor:
-        """X^t_m: the sum of the modality's branch outputs at block t.
+    def _modality_sum(self, branch_state: dict[str, torch.Tensor], t: int) -> torch.Tensor:
+        """X^t_m: what the modality feeds the shared branch at block t.
 
-        At t = 1 the static-dynamic branch has no res1 of its own (its input is
-        the static + dynamic res1 sum), so it is not counted twice.
+        The static and dynamic branch outputs; the static-dynamic branch only when
+        `shared_from_static_dynamic`, and never at t = 1 (it has no res1 of its own:
+        its input is the static + dynamic res1 sum, which would count twice).
         """
-        return sum(x for b, x in branch_state.items() if t > 1 or b != "static_dynamic")
+        return sum(x for b, x in branch_state.items()
+                   if b != "static_dynamic" or (self.shared_from_static_dynamic and t > 1))
+
+
+class HalfwayFusionNet(nn.Module):
+    """The no-sharing baseline (NHF, WACV Fig. 3; CASIA-SURF section IV-A): halfway fusion.
+
+    Per modality and branch, conv and res1; per branch the modalities' res1
+    outputs are concatenated, reduced by a 1x1 convolution and go through one
+    res2..res4 (the static-dynamic branch from the static + dynamic res1 sums).
+    Each branch has a loss when there are several; `whole` (on the summed
+    branch features) is the score.
+    """
+
+    def __init__(self, modalities: list[str], branches: list[str], width: int = 64):
+        super().__init__()
+        if not modalities:
+            raise ValueError("sdnet needs at least one modality")
+        probe = ModalityNet(width, tuple(branches), fused_term=False)  # validates the branches
+        self.modalities, self.branches = tuple(modalities), probe.branches
+        stems = [b for b in self.branches if b != "static_dynamic"]
+        self.stems = nn.ModuleDict({
+            f"{m}_{b}": ResNetTrunk(width, stages=STAGES[:1]) for m in modalities for b in stems})
+        self.reduce = nn.ModuleDict({
+            b: nn.Sequential(conv1x1(width * len(modalities), width), nn.BatchNorm2d(width),
+                             nn.ReLU(inplace=True)) for b in self.branches})
+        self.trunks = nn.ModuleDict({
+            b: ResNetTrunk(width, stem=False, stages=STAGES[1:]) for b in self.branches})
+        self.heads = nn.ModuleDict({b: nn.Linear(width * 8, 1) for b in self.branches}
+                                   if len(self.branches) > 1 else {})
+        self.whole_head = nn.Linear(width * 8, 1)
+
+    score_key = "whole"
+
+    def forward(self, static: dict[str, torch.Tensor],
+                dynamic: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {"static": static, "dynamic": dynamic}
+        res1 = {(m, b): self.stems[f"{m}_{b}"].block("layer1", self.stems[f"{m}_{b}"].stem(inputs[b][m]))
+                for m in self.modalities for b in self.branches if b != "static_dynamic"}
+        for m in self.modalities:
+            if "static_dynamic" in self.branches:
+                res1[m, "static_dynamic"] = res1[m, "static"] + res1[m, "dynamic"]
+        logits, whole = {}, 0
+        for b in self.branches:
+            x = self.reduce[b](torch.cat([res1[m, b] for m in self.modalities], dim=1))
+            for name in STAGES[1:]:
+                x = self.trunks[b].block(name, x)
+            features = _pool(x)
+            if b in self.heads:
+                logits[b] = self.heads[b](features).squeeze(1)
+            whole = whole + features
+        logits["whole"] = self.whole_head(whole).squeeze(1)
+        return logits
+
+    def loss(self, logits: dict[str, torch.Tensor], is_live: torch.Tensor) -> torch.Tensor:
+        return _bce_sum(logits, is_live)
+
+
+def _bce_sum(logits: dict[str, torch.Tensor], is_live: torch.Tensor) -> torch.Tensor:
+    """The sum of one binary cross-entropy per logit (REFERENCE section 1)."""
+    target = is_live.to(next(iter(logits.values())).dtype)
+    return sum(nn.functional.binary_cross_entropy_with_logits(logit, target)
+               for logit in logits.values())

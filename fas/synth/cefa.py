@@ -9,7 +9,7 @@ with `<video dir>/<modality> <label>`, live = 0, fake = 1.
 
 The CVPR 2020 challenge release (protocol 4 only) is written beside it, under
 `<root>/challenge/` (where a user unpacks it next to the main release):
-`challenge/{train/<1_031_1_1_1>,dev/<003000>,test/<005000>}/{profile,depth,ir}/0001.jpg`
+`challenge/{train/<1_031_1_1_1>,dev/<003000>,test/<000001>}/{profile,depth,ir}/0001.jpg`
 and `challenge/4@k_{train,dev_ref,dev_res,test_res}.txt`, label 1 = real.
 """
 
@@ -45,7 +45,11 @@ FOLD_RACE = {1: "AF", 2: "CA", 3: "EA"}
 P3_TRAIN_MODALITY = {1: "color", 2: "depth", 3: "ir"}
 CHALLENGE = "challenge"
 CHALLENGE_MODALITIES = {"color": "profile", "depth": "depth", "ir": "ir"}
-CHALLENGE_DEV_FIRST, CHALLENGE_TEST_FIRST = 3000, 5000  # anonymised ids (test start unverified)
+CHALLENGE_DEV_FIRST = 3000  # anonymised ids
+# The official test lists number 2,800 videos: 600 per ethnicity (CA from 000001, EA,
+# then AF) and 1,000 shared by the three folds (kind unverified; written as 3D masks).
+CHALLENGE_TEST_RACES = ("CA", "EA", "AF")
+CHALLENGE_SHARED = {"tiny": 1, "demo": 2, "full": 1000}
 
 
 def subjects(split: str, scale: str) -> list[int]:
@@ -97,12 +101,17 @@ def challenge_items(scale: str) -> list[Item]:
             for kind in ("real", "screen"):
                 out.append(_item(f"{CHALLENGE}/dev/{number:06d}", names, race, f"{race}-{subject:03d}", kind))
                 number += 1
-    number = CHALLENGE_TEST_FIRST
-    for race in RACES:
+    number = 1
+    for race in CHALLENGE_TEST_RACES:
         for subject in subjects("test", scale):
             for kind in ("real", "cloth_in", "cloth_out"):
                 out.append(_item(f"{CHALLENGE}/test/{number:06d}", names, race, f"{race}-{subject:03d}", kind))
                 number += 1
+    for shared in range(CHALLENGE_SHARED[scale]):
+        out.append(Item(tuple((m, f"{CHALLENGE}/test/{number:06d}/{names[m]}") for m in MODALITIES),
+                        f"3D-Mask-{shared % 99:03d}", MASK_ATTACKS["3D-Mask"], f"device{MASK_DEVICE}",
+                        "mask-session1-light1", list(RACES)[shared % 3]))
+        number += 1
     return out
 
 
@@ -159,10 +168,12 @@ def protocol_members(items_: list[Item]) -> dict[tuple[str, str], list[tuple[Ite
 
 
 def protocol_files(items_: list[Item], n_frames: int) -> dict[str, str]:
+    """Video lists name `<video>/<modality>`, image lists every frame of it (as the authors' do)."""
     files = {}
+    frames = [f"/{i:04d}.jpg" for i in range(1, n_frames + 1)]
     for (stem, split), members in protocol_members(items_).items():
-        for level, suffix in (("video", ""), ("image", "/0001.jpg")):
-            lines = [f"{item.path(m)}{suffix} {0 if item.is_live else 1}" for item, m in members]
+        for level, suffixes in (("video", [""]), ("image", frames)):
+            lines = [f"{item.path(m)}{suffix} {0 if item.is_live else 1}" for item, m in members for suffix in suffixes]
             files[f"CASIA_CeFA/protocol/CASIA_CeFA@{stem}_{level}_{split}.txt"] = "\n".join(lines) + "\n"
     files.update(challenge_files(items_, n_frames))
     return files
@@ -183,7 +194,7 @@ def challenge_files(items_: list[Item], n_frames: int) -> dict[str, str]:
                 train += [f"{rel}/profile/{f:04d}.jpg {label}" for f in range(1, n_frames + 1)]
             elif parts[1] == "dev" and item.ethnicity == race:
                 dev.append((rel, label))
-            elif parts[1] == "test" and item.ethnicity != race:
+            elif parts[1] == "test" and (item.ethnicity != race or item.attack.pai == "mask_3d"):
                 test.append(rel)
         files[f"{CHALLENGE}/4@{fold}_train.txt"] = "".join(f"{line}\n" for line in train)
         files[f"{CHALLENGE}/4@{fold}_dev_ref.txt"] = "".join(f"{rel} {label}\n" for rel, label in dev)

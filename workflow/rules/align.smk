@@ -2,9 +2,9 @@ rule align:
     input:
         from_job(align_output, "deps"),
     output:
-        static="data/cache/{dataset}/static-{shard}.parquet",
+        static=paths.cache_shard("{dataset}", "static", Shard.PATTERN),
     log:
-        "logs/align/{dataset}.{shard}.log",
+        paths.job_log("align", "{dataset}.{shard}"),
     conda:
         "../envs/fas.yaml"
     params:

@@ -3,8 +3,9 @@
 import shutil
 from pathlib import Path
 
-from fas import dag
+from fas import dag, paths
 from fas.grid import Experiment, expand
+from fas.paths import EXPERIMENT_PATTERN, Shard
 
 # fas.tracking tags each MLflow run with the orchestrator that ran it.
 shell.prefix("export FAS_ORCHESTRATOR=snakemake; ")
@@ -30,7 +31,7 @@ wildcard_constraints:
 
 def job(path):
     """The fas.dag job writing this output path."""
-    return JOBS[str(path)]
+    return JOBS[Path(path).as_posix()]
 
 
 def experiment_of(wildcards):
@@ -61,19 +62,20 @@ def from_job(locate, field):
 
 def print_failure_summary(log_path):
     """List the experiments that did not finish (with --keep-going the others complete)."""
-    missing = [e.id for e in EXPERIMENTS if not Path(dag.metrics_output(e)).exists()]
+    missing = [e.id for e in EXPERIMENTS if not paths.metrics_output(e).exists()]
     print(
         f"\nfas: {len(missing)} of {len(EXPERIMENTS)} experiments have no metrics yet:"
     )
     for experiment_id in missing:
         print(
-            f"  {experiment_id}  (log: logs/train/{experiment_id}.log, logs/evaluate/{experiment_id}.log)"
+            f"  {experiment_id}  (log: {paths.job_log('train', experiment_id)}, "
+            f"{paths.job_log('evaluate', experiment_id)})"
         )
     print(f"Snakemake log: {log_path}")
 
 
 def track_output(wildcards):
-    return dag.MLFLOW_RECEIPT
+    return paths.MLFLOW_RECEIPT
 
 
 def synth_output(wildcards):
@@ -81,28 +83,32 @@ def synth_output(wildcards):
 
 
 def index_output(wildcards):
-    return dag.index_outputs(wildcards.dataset)[0]
+    return paths.index_outputs(wildcards.dataset)[0]
 
 
 def extract_output(wildcards):
-    return f"data/frames/{wildcards.dataset}/shard-{wildcards.shard}.parquet"
+    return paths.frames_shard(wildcards.dataset, wildcards.shard)
 
 
 def align_output(wildcards):
-    return f"data/cache/{wildcards.dataset}/static-{wildcards.shard}.parquet"
+    return paths.cache_shard(wildcards.dataset, "static", wildcards.shard)
 
 
 def dynamic_output(wildcards):
-    return f"data/cache/{wildcards.dataset}/dynamic-{wildcards.shard}.parquet"
+    return paths.cache_shard(wildcards.dataset, "dynamic", wildcards.shard)
+
+
+def magnify_output(wildcards):
+    return paths.cache_shard(wildcards.dataset, "magnified", wildcards.shard)
 
 
 def train_output(wildcards):
-    return dag.train_outputs(experiment_of(wildcards))[0]
+    return paths.train_outputs(experiment_of(wildcards))[0]
 
 
 def evaluate_output(wildcards):
-    return dag.metrics_output(experiment_of(wildcards))
+    return paths.metrics_output(experiment_of(wildcards))
 
 
 def report_output(wildcards):
-    return dag.REPORT_OUTPUTS[0]
+    return paths.REPORT_OUTPUTS[0]

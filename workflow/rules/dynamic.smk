@@ -2,9 +2,9 @@ rule dynamic:
     input:
         from_job(dynamic_output, "deps"),
     output:
-        dynamic="data/cache/{dataset}/dynamic-{shard}.parquet",
+        dynamic=paths.cache_shard("{dataset}", "dynamic", Shard.PATTERN),
     log:
-        "logs/dynamic/{dataset}.{shard}.log",
+        paths.job_log("dynamic", "{dataset}.{shard}"),
     conda:
         "../envs/fas.yaml"
     params:

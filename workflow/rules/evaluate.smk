@@ -2,9 +2,9 @@ rule evaluate:
     input:
         from_job(evaluate_output, "deps"),
     output:
-        metrics="results/eval/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/metrics.json",
+        metrics=paths.metrics_output(EXPERIMENT_PATTERN),
     log:
-        "logs/evaluate/{dataset}.{protocol}.f{fold}.{method}.{variant}.s{seed}.log",
+        paths.job_log("evaluate", EXPERIMENT_PATTERN.id),
     conda:
         "../envs/fas.yaml"
     params:

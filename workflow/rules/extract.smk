@@ -2,9 +2,9 @@ rule extract:
     input:
         from_job(extract_output, "deps"),
     output:
-        frames=temp("data/frames/{dataset}/shard-{shard}.parquet"),
+        frames=temp(paths.frames_shard("{dataset}", Shard.PATTERN)),
     log:
-        "logs/extract/{dataset}.{shard}.log",
+        paths.job_log("extract", "{dataset}.{shard}"),
     conda:
         "../envs/fas.yaml"
     params:

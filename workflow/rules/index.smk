@@ -2,11 +2,11 @@ rule index:
     input:
         from_job(index_output, "deps"),
     output:
-        manifest="data/index/{dataset}/manifest.parquet",
-        protocols="data/index/{dataset}/protocols.parquet",
-        skipped="data/index/{dataset}/skipped.json",
+        manifest=paths.index_outputs("{dataset}")[0],
+        protocols=paths.index_outputs("{dataset}")[1],
+        skipped=paths.index_outputs("{dataset}")[2],
     log:
-        "logs/index/{dataset}.log",
+        paths.job_log("index", "{dataset}"),
     conda:
         "../envs/fas.yaml"
     params:

@@ -2,11 +2,11 @@ rule report:
     input:
         from_job(report_output, "deps"),
     output:
-        tables=directory("results/tables"),
-        plots=directory("results/plots"),
-        index="results/index.md",
+        tables=directory(paths.TABLES),
+        plots=directory(paths.PLOTS),
+        index=paths.RESULTS_INDEX,
     log:
-        "logs/report.log",
+        paths.job_log("report"),
     conda:
         "../envs/fas.yaml"
     params:

@@ -2,7 +2,7 @@ rule synth:
     output:
         root=directory("data/synthetic/{dataset}"),
     log:
-        "logs/synth/{dataset}.log",
+        paths.job_log("synth", "{dataset}"),
     conda:
         "../envs/fas.yaml"
     params:

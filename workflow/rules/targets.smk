@@ -12,4 +12,4 @@ for _name, _experiments in [
         name:
             _name
         input:
-            [dag.metrics_output(e) for e in _experiments],
+            [paths.metrics_output(e) for e in _experiments],

@@ -1,8 +1,8 @@
 rule track_init:
     output:
-        receipt=dag.MLFLOW_RECEIPT,
+        receipt=paths.MLFLOW_RECEIPT,
     log:
-        "logs/track/init.log",
+        paths.job_log("track", "init"),
     conda:
         "../envs/fas.yaml"
     params:

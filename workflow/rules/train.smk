@@ -2,12 +2,12 @@ rule train:
     input:
         from_job(train_output, "deps"),
     output:
-        scores="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/scores.parquet",
-        frame_scores="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/frame_scores.parquet",
-        history="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/history.csv",
-        receipt="results/train/{dataset}/{protocol}/f{fold}/{method}/{variant}/s{seed}/receipt.json",
+        scores=paths.train_outputs(EXPERIMENT_PATTERN)[0],
+        frame_scores=paths.train_outputs(EXPERIMENT_PATTERN)[1],
+        history=paths.train_outputs(EXPERIMENT_PATTERN)[2],
+        receipt=paths.train_outputs(EXPERIMENT_PATTERN)[3],
     log:
-        "logs/train/{dataset}.{protocol}.f{fold}.{method}.{variant}.s{seed}.log",
+        paths.job_log("train", EXPERIMENT_PATTERN.id),
     conda:
         "../envs/fas.yaml"
     resources:

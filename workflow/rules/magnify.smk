@@ -1,0 +1,14 @@
+rule magnify:
+    input:
+        from_job(magnify_output, "deps"),
+    output:
+        magnified=paths.cache_shard("{dataset}", "magnified", Shard.PATTERN),
+    log:
+        paths.job_log("magnify", "{dataset}.{shard}"),
+    conda:
+        "../envs/fas.yaml"
+    params:
+        cmd=from_job(magnify_output, "cmd"),
+        fingerprint=from_job(magnify_output, "fingerprint"),
+    shell:
+        "{params.cmd} > {log} 2>&1"
