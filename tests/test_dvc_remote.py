@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from fas.config import load_params
-from fas.dag import cache_outputs, index_outputs, needed_datasets
+from fas.dag import jobs
 from fixtures.tiny_project import assert_every_output, make_project, run, tiny_params
 
 pytestmark = pytest.mark.slow
@@ -50,8 +50,9 @@ def test_remote_restores_caches_and_repro_skips_preprocessing(tmp_path):
     pulled = run(clone, "dvc", "pull", "--allow-missing").stdout
     print(f"dvc pull: {pulled.strip().splitlines()[-1]}")
     params = load_params(clone / "params.yaml")
-    restored = [p for d in needed_datasets(params) for p in cache_outputs(params, d)
-                + index_outputs(d)]
+    restored = [path for job in jobs(params) if job.stage in ("index", "align", "dynamic", "magnify")
+                for path in job.outs]
+    assert any(path.startswith("data/cache/") for path in restored)
     for path in restored:
         assert (clone / path).read_bytes() == (origin / path).read_bytes(), path
     assert not (clone / "data/synthetic").exists() and not (clone / "data/frames").exists()
