@@ -57,34 +57,45 @@ class MemorySamples(IterableDataset):
             self.samples.append(sample)
 
     def __iter__(self):
-        return iter(self.samples)
+        worker = torch.utils.data.get_worker_info()  # each DataLoader worker yields its share
+        return iter(self.samples if worker is None else self.samples[worker.id::worker.num_workers])
 
 
-def measure(params: dict, method: str, preset: str) -> dict:
-    """One warm-up epoch, then a timed epoch of a few steps."""
+def build_trainer(params: dict, method: str, preset: str, device: torch.device,
+                  batch: int | None = None, workers: int | None = None) -> tuple[Trainer, dict]:
+    """The pipeline's Trainer for the method's `full` variant at the preset, and its config.
+
+    `batch` and `workers` replace the preset's values where given.
+    """
     params = copy.deepcopy(params)
     params["preset"] = preset
     experiment = next(e for e in expand(params) if e.method == method and e.variant == "full")
     resolved = resolve(params, experiment)
     config = resolved.method
-    batch, steps = CPU_BUDGET[preset][method]
-    # samples are in memory; worker processes would only add start-up
-    schedule = dataclasses.replace(Schedule.from_config(config), workers=0,
-                                   batch_size=batch or int(config["batch_size"]))
+    schedule = Schedule.from_config(config)
+    schedule = dataclasses.replace(schedule, batch_size=batch or schedule.batch_size,
+                                   workers=schedule.workers if workers is None else workers)
     torch.manual_seed(0)
     spec = METHODS[method]
     model = spec.build_model(config)
-    device = torch.device("cpu")
     inputs = spec.inputs(resolved, device)
     modalities, feeds = spec.feeds(config, {"train": Split("train")})
-    trainer = Trainer(model, schedule, functools.partial(spec.prepare, inputs), feeds["train"][0],
-                      0, device)
+    return Trainer(model, schedule, functools.partial(spec.prepare, inputs), feeds["train"][0],
+                   0, device), config
+
+
+def measure(params: dict, method: str, preset: str) -> dict:
+    """One warm-up epoch, then a timed epoch of a few steps."""
+    batch, steps = CPU_BUDGET[preset][method]
+    # samples are in memory; worker processes would only add start-up
+    trainer, config = build_trainer(params, method, preset, torch.device("cpu"), batch, workers=0)
+    schedule = trainer.schedule
     size = cache_size(params, method)
     trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size), 0)  # warm-up
     metrics = trainer.train_epoch(MemorySamples(method, config, size, schedule.batch_size * steps), 1)
     return {"method": method, "preset": preset, "batch": schedule.batch_size, "steps": steps,
             "input_size": config["input_size"], "cache_size": size,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": sum(p.numel() for p in trainer.model.parameters()),
             "samples_per_s": round(metrics["train/samples_per_s"], 2),
             "data_wait_share": round(metrics["train/data_wait_share"], 3),
             "input_prep_share": round(metrics["train/input_prep_share"], 3)}

@@ -127,19 +127,19 @@ def jobs(params: dict) -> list[Job]:
             result.append(Job("extract", key, _fas(
                 "extract", dataset, "--index", index, "--root", root, "--shard", shard.spec,
                 "--out", frames), tables, [frames], STAGE_PARAMS["extract"], cache=False))
+            # the Parquet caches are DVC-cached outputs: `dvc push` shares them (README)
             result.append(Job("align", key, _fas(
                 "align", dataset, "--frames", frames, "--index", index, "--root", root,
-                "--out", static), [frames, *tables], [static],
-                STAGE_PARAMS["align"], cache=False))
+                "--out", static), [frames, *tables], [static], STAGE_PARAMS["align"]))
             if "dynamic" in needs[dataset]:
                 result.append(Job("dynamic", key, _fas(
                     "dynamic", dataset, "--static", static, "--out", dynamic),
-                    [static], [dynamic], STAGE_PARAMS["dynamic"], cache=False))
+                    [static], [dynamic], STAGE_PARAMS["dynamic"]))
             if "magnified" in needs[dataset]:
                 magnified = paths.cache_shard(dataset, "magnified", shard).as_posix()
                 result.append(Job("magnify", key, _fas(
                     "magnify", dataset, "--static", static, "--out", magnified),
-                    [static], [magnified], STAGE_PARAMS["magnify"], cache=False))
+                    [static], [magnified], STAGE_PARAMS["magnify"]))
     if any(e.dataset == "cross" for e in experiments):
         # `fas index cross` reads every cross-dataset source indexed by the grid.
         sources = sorted(set(CROSS_LETTERS.values()) & set(datasets))

@@ -9,9 +9,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,67 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fas.config import REPO_ROOT, load_params
+from fas.config import load_params
 from fas.grid import expand
+from fixtures.tiny_project import (BIN, assert_every_output, assert_one_run_per_experiment, env,
+                                   free_port, make_project, metrics_of, run, tiny_params)
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
-TINY_GRID = [
-    {"name": "cefa_tiny", "dataset": "cefa", "method": "sdnet", "variants": ["full", "wobf"],
-     "protocols": {"p1": [1]}},
-    {"name": "replay_tiny", "dataset": "replay", "method": "motion", "variants": ["full"],
-     "protocols": {"grandtest": [1]}},
-    {"name": "cross_tiny", "dataset": "cross", "method": "motion", "variants": ["full"],
-     "protocols": {"replay_to_casia_fasd": [1]}},
-]
-
-
-def tiny_params() -> dict:
-    params = load_params(REPO_ROOT / "params.yaml")
-    params["synth"]["scale"] = "tiny"
-    params["grid"] = TINY_GRID
-    params["shards"] = {name: 1 for name in params["shards"]}
-    for method in ("sdnet", "motion"):
-        params["presets"]["demo"][method]["epochs"] = 2
-        params["presets"]["demo"][method]["lr_milestones"] = [1]
-    return params
-
-
-def make_project(folder: Path, params: dict) -> Path:
-    """A copy of the committed project with the given params and a fresh dvc.yaml."""
-    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in files:
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, target)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(folder, "fas", "dag", "dvc", "--out", "dvc.yaml")
-    return folder
-
-
-def env(folder: Path) -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "FAS_TRACKING": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-            "MLFLOW_DISABLE_TELEMETRY": "true", "DVC_NO_ANALYTICS": "1"}
-
-
-def run(folder: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=folder, env=env(folder), capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return done
-
-
-def metrics_of(folder: Path) -> dict[str, dict]:
-    """Every experiment's metrics, without the provenance (which names its MLflow run)."""
-    found = {}
-    for path in sorted((folder / "results/eval").rglob("metrics.json")):
-        metrics = json.loads(path.read_text())
-        metrics.pop("provenance")
-        found[path.relative_to(folder).as_posix()] = metrics
-    return found
 
 
 def planned_rules(folder: Path) -> set[str]:
@@ -119,12 +62,7 @@ def test_a_root_with_spaces_and_shell_metacharacters_under_both_orchestrators(tm
 
 
 def test_snakemake_builds_every_output(snakemake_project):
-    params = load_params(snakemake_project / "params.yaml")
-    metrics = metrics_of(snakemake_project)
-    assert len(metrics) == len(expand(params)) == 4
-    assert (snakemake_project / "results/index.md").is_file()
-    assert any((snakemake_project / "results/tables").glob("*.tex"))
-    assert any((snakemake_project / "results/plots").rglob("*.png"))
+    assert_every_output(snakemake_project)
     assert not list(snakemake_project.glob("data/frames/*/*.parquet")), "frames are temporary"
 
 
@@ -252,30 +190,12 @@ def test_kills_at_every_stage_are_survived_by_the_plain_command(snakemake_projec
 
 
 def test_every_experiment_is_in_mlflow(snakemake_project):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{snakemake_project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("fas")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    children = {r.data.tags["experiment"]: r for r in runs if r.data.tags.get("fas.role") == "train"}
-    parents = [r for r in runs if r.data.tags.get("fas.role") == "grid"]
-    expected = {e.id for e in expand(load_params(snakemake_project / "params.yaml"))}
-    assert set(children) == expected and len(parents) == 1
-    for child in children.values():
-        assert child.info.status == "FINISHED"
-        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert child.data.tags["orchestrator"] == "snakemake"
-        assert "train/loss" in child.data.metrics and "test/acer" in child.data.metrics
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    assert_one_run_per_experiment(snakemake_project, f"sqlite:///{snakemake_project / 'mlflow.db'}",
+                                  orchestrator="snakemake")
 
 
 def test_mlflow_server_lists_every_run_and_ui_renders(snakemake_project, tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--backend-store-uri",
          f"sqlite:///{snakemake_project / 'mlflow.db'}", "--host", "127.0.0.1",
