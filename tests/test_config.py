@@ -13,7 +13,8 @@ import yaml
 from fas import metrics
 from fas.cli import main
 from fas.config import ParamsError, load_params, validate_params
-from fas.experiment import resolve
+from fas.experiment import param_keys, resolve
+from fas.grid import Experiment
 from fas.training.loop import video_metrics
 
 RAW = yaml.safe_load(open("params.yaml"))
@@ -112,3 +113,47 @@ def test_dev_selection_uses_the_evaluation_eer():
     frames = pd.DataFrame({"video_id": [f"v{i}" for i in range(60)], "is_live": live,
                            "score": scores})
     assert video_metrics(frames)["eer"] == metrics.eer(live, scores)[0]
+
+
+def _leaves(node, path=()):
+    """Every (key path, value) of the scalars and lists of a params dict."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, node
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, list):
+        return [*value, value[-1] if value else 1]
+    return f"{value}x" if value is not None else "x"
+
+
+@pytest.mark.parametrize("experiment", [EXPERIMENT, "replay.grandtest.f1.motion.full.s0",
+                                        "msu.standard.f1.motion.no_magnification.s0"])
+def test_an_experiment_reads_exactly_its_param_keys(experiment):
+    """Changing any params.yaml value outside `param_keys` leaves the experiment's training
+    and evaluation settings alone; changing one inside changes them."""
+    params = load_params()
+    keys = param_keys(params, Experiment.parse(experiment))
+    base = resolve(params, experiment)
+    for path, value in _leaves(params):
+        if path[0] in ("grid", "seeds", "datasets"):  # which experiments exist, not what one reads
+            continue
+        dotted = ".".join(map(str, path))
+        changed = copy.deepcopy(params)
+        node = changed
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = "paper" if path == ("preset",) else _changed(value)
+        config = resolve(changed, experiment)
+        read = {"train": config.as_json() != base.as_json(),
+                "evaluate": dict(config.evaluate) != dict(base.evaluate)}
+        for stage, stage_keys in keys.items():
+            listed = any(dotted == k or dotted.startswith(f"{k}.") for k in stage_keys)
+            assert read[stage] == listed, f"{experiment} {stage}: {dotted}"
