@@ -19,6 +19,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("fas.train", "train one experiment of the grid and write its scores"),
     "evaluate": ("fas.evaluate", "ISO/IEC 30107-3 metrics for one experiment"),
     "report": ("fas.report", "LaTeX tables, plots and the results index"),
+    "metrics": ("fas.metrics_table", "APCER/BPCER/ACER/HTER/EER/AUC of experiments, a table "
+                                     "like `bob pad metrics`"),
+    "scores": ("fas.bob_scores", "export and import scores as bob's PAD score files"),
     "grid": ("fas.grid", "list the experiments of the grid in params.yaml"),
     "dag": ("fas.dag", "the pipeline's jobs; writes dvc.yaml from the grid"),
     "track": ("fas.tracking", "MLflow store set-up and run bookkeeping"),
