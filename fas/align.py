@@ -26,16 +26,18 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-import cv2
 import numpy as np
-import pandas as pd
 
 from fas import shard_stage
-from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta, with_images
 from fas.config import per_dataset
 from fas.extract import shard_sampler
 from fas.paths import cache_shard, frames_shard
+from fas.lazy import lazy_import
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+pd = lazy_import("pandas")
+parquet_cache = lazy_import("fas.cache")
 
 # dlib's canonical 5-point face, unit square (get_face_chip_details in
 # dlib/image_transforms/interpolation.h); order of the 5-point model's parts:
@@ -164,7 +166,7 @@ def fill_and_smooth(matrices: list[np.ndarray | None], source_frames: list[int],
     stack = np.stack(filled)
     smoothed = stack.copy()
     half = max(int(smoothing), 1) // 2
-    for run in consecutive_runs(source_frames):
+    for run in parquet_cache.consecutive_runs(source_frames):
         for i in run:
             lo, hi = max(run.start, i - half), min(run.stop, i + half + 1)
             smoothed[i] = stack[lo:hi].mean(0)
@@ -279,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             position = positions.setdefault(row["modality"], 0)
             positions[row["modality"]] += 1
-            out_rows.append(image_row(
+            out_rows.append(parquet_cache.image_row(
                 video_id, row["modality"], "static", row["index"],
                 crops[row["modality"]][position], source_frames=row["source_frames"],
                 timestamps=row["timestamps"], flags=set(row["flags"]) | extra[position],
@@ -287,8 +289,11 @@ def run(args: argparse.Namespace) -> int:
         return out_rows
 
     if args.frames:
-        n_videos = len(set(read_meta([args.frames]).column("video_id").to_pylist()))
-        return job.run(out, iter_video_rows(args.frames), n_videos, align)
+        n_videos = len(set(parquet_cache.read_meta([args.frames]).column("video_id").to_pylist()))
+        return job.run(out, parquet_cache.iter_video_rows(args.frames), n_videos, align)
     videos, extract = shard_sampler(job, index_dir, root)
-    return job.run(out, videos, len(videos),
-                   lambda video_id, item: align(video_id, with_images(extract(video_id, item))))
+
+    def extract_and_align(video_id: str, item: dict) -> list[dict]:
+        return align(video_id, parquet_cache.with_images(extract(video_id, item)))
+
+    return job.run(out, videos, len(videos), extract_and_align)

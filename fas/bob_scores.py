@@ -15,13 +15,13 @@ import argparse
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
-
 from fas import paths
 from fas.errors import UserError
 from fas.io import atomic_path
-from fas.metrics import LIVE_PAI
+from fas.lazy import lazy_import
 
+pd = lazy_import("pandas")
+metrics = lazy_import("fas.metrics")
 GROUPS = {"train": "train", "dev": "dev", "test": "eval"}  # our split -> bob's group
 COLUMNS = ["claimed_id", "test_label", "is_bonafide", "attack_type", "score"]
 UNNAMED_ATTACK = "attack"  # the pai of an attack row whose attack_type is empty
@@ -86,7 +86,7 @@ def from_bob(groups: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         live = table["is_bonafide"].str.lower() == "true"
         attack_type = table["attack_type"].where(table["attack_type"] != "", UNNAMED_ATTACK)
         parts.append(pd.DataFrame({"video_id": table["test_label"], "split": splits[group],
-                                   "is_live": live, "pai": attack_type.where(~live, LIVE_PAI),
+                                   "is_live": live, "pai": attack_type.where(~live, metrics.LIVE_PAI),
                                    "score": table["score"].astype(float)}))
     return pd.concat(parts, ignore_index=True)
 

@@ -28,9 +28,20 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("fas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; stage parsers are filled in lazily by `main`."""
     parser = argparse.ArgumentParser(prog="fas", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fas {version()}")
     subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (_, help_text) in STAGES.items():
         subparsers.add_parser(name, help=help_text, add_help=False)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fas import shard_stage
-from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
+from fas.lazy import lazy_import
 from fas.paths import cache_shard
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+parquet_cache = lazy_import("fas.cache")
 
 
 def rank_pool_coefficients(length: int) -> np.ndarray:
@@ -39,7 +41,7 @@ def windows(source_frames: list[int], window: int, stride: int) -> list[tuple[ra
     if window < 2 or stride < 1:
         raise ValueError("dynamic.window must be >= 2 and dynamic.stride >= 1")
     found = []
-    for run in consecutive_runs(source_frames):
+    for run in parquet_cache.consecutive_runs(source_frames):
         if len(run) >= window:
             found += [(range(s, s + window), False)
                       for s in range(run.start, run.stop - window + 1, stride)]
@@ -101,10 +103,11 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int, stride: int
         for number, ((span, short), image) in enumerate(zip(found, images)):
             members = [modality_rows[p] for p in span]
             flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())
-            out.append(image_row(video_id, modality, "dynamic", number, image,
-                                 source_frames=[r["source_frames"][0] for r in members],
-                                 timestamps=[r["timestamps"][0] for r in members],
-                                 flags=flags, labels=members[0]))
+            out.append(parquet_cache.image_row(
+                video_id, modality, "dynamic", number, image,
+                source_frames=[r["source_frames"][0] for r in members],
+                timestamps=[r["timestamps"][0] for r in members], flags=flags,
+                labels=members[0]))
     return out
 
 
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     static = args.static or cache_shard(job.dataset, "static", job.shard)
     out = args.out or cache_shard(job.dataset, "dynamic", job.shard)
     window, stride = int(job.settings["window"]), int(job.settings["stride"])
-    n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))
+    n_videos = len(set(parquet_cache.read_meta([static]).column("video_id").to_pylist()))
 
     def pool(video_id: str, rows: list[dict]) -> list[dict]:
         dynamic_rows = video_dynamic_rows(video_id, rows, window, stride)
@@ -129,4 +132,4 @@ def run(args: argparse.Namespace) -> int:
                              f"(window {window}): no dynamic image")
         return sorted(dynamic_rows, key=lambda r: (r["modality"], r["index"]))
 
-    return job.run(out, iter_video_rows(static), n_videos, pool)
+    return job.run(out, parquet_cache.iter_video_rows(static), n_videos, pool)

@@ -15,13 +15,15 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
-
-from fas import metrics, paths, tracking
+from fas import paths, tracking
 from fas.config import load_params
 from fas.experiment import resolve
 from fas.grid import Experiment
 from fas.io import write_json
+from fas.lazy import lazy_import
+
+pd = lazy_import("pandas")
+metrics = lazy_import("fas.metrics")
 
 LEVEL_FILES = {"video": "scores.parquet", "frame": "frame_scores.parquet"}
 # Splits the label polarity guard looks at: in-domain data only, since a model

@@ -31,15 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
-import pandas as pd
 
 from fas import shard_stage
-from fas.cache import image_row
 from fas.io import FailureReport
+from fas.lazy import lazy_import
 from fas.paths import frames_shard
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+pd = lazy_import("pandas")
+parquet_cache = lazy_import("fas.cache")
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -462,9 +464,10 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
         else:
             cache, times, _ = decode_video(path, chosen, max_side, grey, decoder)
         for position, (number, padded) in enumerate(zip(chosen, sample.padded)):
-            rows.append(image_row(item["video_id"], modality, "static", position, cache[number],
-                                  source_frames=[number], timestamps=[times[number]],
-                                  flags=["padded"] if padded else [], labels=labels))
+            rows.append(parquet_cache.image_row(
+                item["video_id"], modality, "static", position, cache[number],
+                source_frames=[number], timestamps=[times[number]],
+                flags=["padded"] if padded else [], labels=labels))
     return sorted(rows, key=lambda r: (r["modality"], r["index"]))
 
 

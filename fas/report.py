@@ -18,14 +18,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from fas import grid, metrics, paths, tracking
+from fas import grid, paths, tracking
 from fas.config import load_params
 from fas.evaluate import load_scores, read_receipt
 from fas.io import FailureReport, atomic_path, write_json
+from fas.lazy import lazy_import
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
+metrics = lazy_import("fas.metrics")
 
 REFERENCE_NUMBERS = Path(__file__).parent / "data" / "reference_numbers.yaml"
 REFERENCE_KEYS = ("source", "table", "dataset", "protocol", "fold", "method", "variant", "metric", "value")

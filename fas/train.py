@@ -16,17 +16,18 @@ import time
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
-import torch
-
 from fas import paths
 from fas.config import load_params
 from fas.experiment import ExperimentConfig, resolve
 from fas.io import atomic_path, write_json
-from fas.training.loop import Schedule, Trainer, TrainingDiverged, fit, seed_everything
-from fas.training.methods import METHODS
-from fas.training.samples import open_split
-from fas.training.splits import SPLITS, data_modalities, read_splits
+from fas.lazy import lazy_import
+
+pd = lazy_import("pandas")
+torch = lazy_import("torch")
+loop = lazy_import("fas.training.loop")
+methods = lazy_import("fas.training.methods")
+split_samples = lazy_import("fas.training.samples")
+splits = lazy_import("fas.training.splits")
 
 
 def video_scores(frame_scores: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +36,7 @@ def video_scores(frame_scores: pd.DataFrame) -> pd.DataFrame:
     videos = grouped.agg(is_live=("is_live", "first"), pai=("pai", "first"),
                          score=("score", "mean"), n_frames=("score", "size")).reset_index()
     videos["n_frames"] = videos["n_frames"].astype("int32")
-    order = {s: i for i, s in enumerate(SPLITS)}
+    order = {s: i for i, s in enumerate(splits.SPLITS)}
     return videos.sort_values(["split", "video_id"], key=lambda c: c.map(order) if c.name == "split"
                               else c, ignore_index=True)[
         ["video_id", "split", "is_live", "pai", "score", "n_frames"]]
@@ -59,8 +60,8 @@ class Setup:
     def __init__(self, config: ExperimentConfig, index_root: Path, cache_root: Path,
                  device: torch.device):
         experiment = config.experiment
-        self.config, self.method = config, METHODS[experiment.method]
-        self.splits = read_splits(index_root, experiment)
+        self.config, self.method = config, methods.METHODS[experiment.method]
+        self.splits = splits.read_splits(index_root, experiment)
         self.modalities, self.feeds = self.method.feeds(config.method, self.splits)
         self.inputs = self.method.inputs(config, device)
         self.cache_root, self.device = Path(cache_root), device
@@ -68,13 +69,13 @@ class Setup:
 
     def samples(self, name: str, shuffle: bool):
         experiment = self.config.experiment
-        return open_split(partial(self.method.samples, self.config.method), self.cache_root,
-                          self.splits[name], data_modalities(self.feeds[name]),
-                          int(self.config.method["input_size"]), shuffle, experiment.seed,
-                          self.notes)
+        return split_samples.open_split(
+            partial(self.method.samples, self.config.method), self.cache_root, self.splits[name],
+            splits.data_modalities(self.feeds[name]), int(self.config.method["input_size"]),
+            shuffle, experiment.seed, self.notes)
 
-    def trainer(self, model: torch.nn.Module) -> Trainer:
-        return Trainer(model, Schedule.from_config(self.config.method),
+    def trainer(self, model: torch.nn.Module) -> loop.Trainer:
+        return loop.Trainer(model, loop.Schedule.from_config(self.config.method),
                        partial(self.method.prepare, self.inputs), self.feeds["train"][0],
                        self.config.experiment.seed, self.device)
 
@@ -84,10 +85,12 @@ class Setup:
                              for video in videos], columns=["dataset", "video_id"])
 
 
-def score(trainer: Trainer, setup: Setup, names: tuple[str, ...] = SPLITS) -> pd.DataFrame:
-    """Per-sample P(live) of the trainer's network on the experiment's splits."""
+def score(trainer: loop.Trainer, setup: Setup, names: tuple[str, ...] | None = None
+          ) -> pd.DataFrame:
+    """Per-sample P(live) of the trainer's network on the experiment's splits (default: all)."""
     return pd.concat([trainer.score(setup.samples(name, shuffle=False), name, setup.feeds[name])
-                      for name in names if name in setup.splits], ignore_index=True)
+                      for name in names or splits.SPLITS if name in setup.splits],
+                     ignore_index=True)
 
 
 def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: Path,
@@ -99,7 +102,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
     experiment = config.experiment
     key = tracking.run_key(config, stage="train")  # also fingerprints checkpoints
     setup = Setup(config, index_root, cache_root, device)
-    seed_everything(experiment.seed)
+    loop.seed_everything(experiment.seed)
     trainer = setup.trainer(setup.method.build_model(config.method, config.pretrained,
                                                      setup.modalities))
     out = Path(out_root) / experiment.path
@@ -119,14 +122,14 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
             progress.update(figures, epoch)
 
         with progress:
-            result = fit(trainer, setup.samples("train", shuffle=True), dev_data,
-                         setup.feeds.get("dev", []), checkpoint_dir / "last.pt", key, log=log,
-                         checkpoint_interval_s=checkpoint_interval_s)
+            result = loop.fit(trainer, setup.samples("train", shuffle=True), dev_data,
+                              setup.feeds.get("dev", []), checkpoint_dir / "last.pt", key,
+                              log=log, checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),
                       "selected_by": result["selected_by"]})
         frames = score(trainer, setup)
         if frames["score"].isna().any():
-            raise TrainingDiverged(f"the selected model gives {int(frames['score'].isna().sum())} "
+            raise loop.TrainingDiverged(f"the selected model gives {int(frames['score'].isna().sum())} "
                                    "NaN score(s)")
         written = write_outputs(out, frames, result["history"], config.as_json())
         model_path = checkpoint_dir / "model.pt"
@@ -223,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                                    cache_root=args.cache_root, out_root=args.out,
                                    scratch=args.scratch, device=resolve_device(args.device),
                                    checkpoint_interval_s=args.checkpoint_interval)
-    except TrainingDiverged as error:
+    except loop.TrainingDiverged as error:
         print(f"fas train {config.id}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(receipt, indent=2, sort_keys=True))
