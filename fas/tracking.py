@@ -38,6 +38,7 @@ ARTIFACTS = "mlartifacts"
 RUN_KEY_TAG = "fas.run_key"
 GRID_KEY_TAG = "fas.grid_key"
 ROLE_TAG = "fas.role"
+MODEL_URI_TAG = "fas.model_uri"
 
 
 def enabled() -> bool:
@@ -212,10 +213,13 @@ class Run:
     def log_model(self, model, name: str = "model") -> str | None:
         """A PyTorch network as an MLflow model of this run; its URI for `mlflow.pytorch.load_model`.
 
-        Loading it back needs the `fas` package (its classes), as training did.
+        A reused run keeps the model it has and returns its URI. Loading the
+        model back needs the `fas` package (its classes), as training did.
         """
-        if not self.active:
+        if self._client is None:
             return None
+        if self.reused:
+            return _retry(lambda: self._client.get_run(self.id)).data.tags.get(MODEL_URI_TAG)
         from importlib.metadata import version
 
         import mlflow
@@ -227,6 +231,7 @@ class Run:
             info = _retry(lambda: mlflow.pytorch.log_model(
                 model, name=name, serialization_format="pickle",
                 pip_requirements=[f"torch=={version('torch')}"]))
+        self.set_tags({MODEL_URI_TAG: info.model_uri})
         return info.model_uri
 
 
