@@ -230,6 +230,16 @@ def render_dvc_yaml(params: dict, raw: dict) -> str:
                               width=200)
 
 
+def refresh_dvc_yaml(params: dict, raw: dict, path: Path = Path("dvc.yaml")) -> bool:
+    """Rewrite dvc.yaml when it no longer matches params.yaml; True when it did."""
+    text = render_dvc_yaml(params, raw)
+    if path.exists() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     dvc = sub.add_parser("dvc", help="write dvc.yaml from the grid")
@@ -246,14 +256,13 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs(params):
             print(f"{job.name}\t{job.cmd}")
         return 0
-    text = render_dvc_yaml(params, read_params_file(args.params))
+    raw = read_params_file(args.params)
     if args.check:
         current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
+        if current != render_dvc_yaml(params, raw):
             print(f"{args.out} is stale: run `fas dag dvc`")
             return 1
         return 0
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(text)
+    refresh_dvc_yaml(params, raw, args.out)
     print(f"wrote {args.out} ({len(jobs(params))} stages)")
     return 0

@@ -17,30 +17,37 @@ times: after either one, the other has nothing to do.
 from __future__ import annotations
 
 import sys
+from contextlib import chdir, contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 
-def open_repo(root: str | Path = "."):
-    """The DVC project at `root` (without git when the folder is not a git checkout)."""
+@contextmanager
+def dvc_project(root: str | Path = ".") -> Iterator:
+    """The DVC project at `root`, worked on from there (stage names are relative to it);
+    without git when the folder is not a git checkout."""
     from dvc.repo import Repo
     from dvc.scm import NoSCMError
 
-    try:
-        return Repo(str(root))
-    except NoSCMError:
-        return Repo(str(root), config={"core": {"no_scm": True}})
+    with chdir(root):
+        try:
+            repo = Repo(".")
+        except NoSCMError:
+            repo = Repo(".", config={"core": {"no_scm": True}})
+        with repo:
+            yield repo
 
 
-def stale_stages(root: str | Path = ".") -> set[str]:
-    """Stages whose dvc.lock entry does not match their dependencies, params and outputs."""
-    with open_repo(root) as repo:
-        return set(repo.status())
+def built_stages(root: str | Path = ".") -> set[str]:
+    """Stages whose dvc.lock entry matches their dependencies, params and outputs."""
+    with dvc_project(root) as repo:
+        changed = set(repo.status())
+        return {stage.addressing for stage in repo.index.stages} - changed
 
 
 def commit(stages: list[str], root: str | Path = ".") -> None:
     """Record stages in dvc.lock as they are now (`dvc commit --force`)."""
-    with open_repo(root) as repo:
+    with dvc_project(root) as repo:
         for stage in stages:
             repo.commit(stage, force=True)
 
@@ -51,9 +58,9 @@ def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".") -> dict[str,
     `stamps`: stage name -> its built stamp. Snakemake then runs exactly the
     jobs without a stamp (and those that depend on them).
     """
-    stale = stale_stages(root)
+    built = built_stages(root)
     for stage, stamp in stamps.items():
-        if stage in stale:
+        if stage not in built:
             stamp.unlink(missing_ok=True)
         else:  # touched even when present: never older than outputs DVC rebuilt since
             stamp.parent.mkdir(parents=True, exist_ok=True)

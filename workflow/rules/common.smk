@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.settings.enums import RerunTrigger
 
 from fas import dag, lock, paths
+from fas.config import DEFAULT_PARAMS, read_params_file
 from fas.grid import Experiment, expand
 from fas.paths import EXPERIMENT_PATTERN, Shard
 
@@ -93,8 +94,15 @@ def record_in_dvc_lock():
         lock.record_built(STAMPS, STAMPED)
 
 
-# Before Snakemake plans: unstamp the jobs dvc.lock does not record as up to date.
-STAMPED = lock.sync_stamps(STAMPS) if workflow.is_main_process else {}
+def sync_with_dvc():
+    """dvc.yaml as params.yaml has it; the jobs dvc.lock does not record as built unstamped."""
+    if dag.refresh_dvc_yaml(config, read_params_file(DEFAULT_PARAMS)):
+        print("fas: dvc.yaml rewritten from params.yaml (fas dag dvc)", file=sys.stderr)
+    return lock.sync_stamps(STAMPS)
+
+
+# Before Snakemake plans (once, in the main process).
+STAMPED = sync_with_dvc() if workflow.is_main_process else {}
 
 
 def print_failure_summary(log_path):
