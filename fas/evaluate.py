@@ -151,6 +151,11 @@ def mlflow_metrics(payload: dict) -> dict[str, float]:
     return flat
 
 
+def percent(rate: float | None) -> str:
+    """A rate as the tables print it: percent with two decimals."""
+    return "--" if rate is None else f"{100 * rate:.2f}%"
+
+
 def log_to_run(payload: dict, metrics_path: Path) -> None:
     """Log the headline numbers and threshold provenance into the training run."""
     run_id = payload["provenance"]["run_id"]
@@ -185,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(target, payload)
     log_to_run(payload, target)
     test, threshold = payload["test"], payload["threshold"]
-    print(f"{config.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
-          f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "
-          f"from {threshold['split']} split) -> {target}")
+    rates = " ".join(f"{name} {percent(test.get(key))}"
+                     for name, key in (("ACER", "acer"), ("HTER", "hter"), ("EER", "eer")))
+    print(f"{config.id}: {rates} ({payload['level']} level, {threshold['policy']} threshold "
+          f"{threshold['value']:.4f} from {threshold['split']} split) -> {target}")
     return 0

@@ -47,8 +47,10 @@ def row(label: str, table, settings: dict) -> dict:
 
 def render(rows: list[dict]) -> str:
     """Aligned columns, rates in percent with two decimals."""
+    from fas.evaluate import percent
+
     header = ["", *(name for name, _ in COLUMNS), "threshold", "live", "attack"]
-    lines = [[r["label"], *(_percent(r[key]) for _, key in COLUMNS), r["threshold"],
+    lines = [[r["label"], *(percent(r[key]).rstrip("%") for _, key in COLUMNS), r["threshold"],
               str(r["live"]), str(r["attack"])] for r in rows]
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
 
@@ -58,10 +60,6 @@ def render(rows: list[dict]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(header), rule, *map(fmt, lines)])
-
-
-def _percent(value) -> str:
-    return "--" if value is None else f"{100 * value:.2f}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
