@@ -268,11 +268,9 @@ def test_dev_metrics_on_known_scores():
 
 
 def test_checkpoint_interval_limits_saves_to_the_last_epoch(toy, monkeypatch):
-    import fas.train
-
     saved = []
     real_save = torch.save
-    monkeypatch.setattr(fas.train.torch, "save", lambda obj, path: (saved.append(obj), real_save(obj, path)))
+    monkeypatch.setattr(torch, "save", lambda obj, path: (saved.append(obj), real_save(obj, path)))
     params = tiny_params(toy, epochs=2)
     common = ["train", "--experiment", "toy.nodev.f1.sdnet.static_only.s0", "--params", str(params),
               "--device", "cpu", "--index-root", str(toy / "index"), "--cache-root", str(toy / "cache"),
