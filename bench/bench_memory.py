@@ -43,14 +43,12 @@ def _peak(command: list[str], folder: Path) -> tuple[float, float]:
 def _stages(dataset: str, folder: Path) -> list[tuple[str, list[str]]]:
     shard = Shard(0, 1)
     root, index = f"data/synthetic/{dataset}", str(paths.index_dir(dataset))
-    frames = str(paths.frames_shard(dataset, shard))
     static = str(paths.cache_shard(dataset, "static", shard))
     return [
         ("synth", ["synth", dataset, "--out", root, "--scale", "SCALE", "--seed", "0"]),
         ("index", ["index", dataset, "--root", root, "--out", index]),
-        ("extract", ["extract", dataset, "--index", index, "--root", root, "--shard", "0/1",
-                     "--out", frames]),
-        ("align", ["align", dataset, "--frames", frames, "--index", index, "--root", root,
+        # the pipeline's job: frames sampled, decoded and aligned in one process
+        ("align", ["align", dataset, "--index", index, "--root", root, "--shard", "0/1",
                    "--out", static]),
         ("dynamic", ["dynamic", dataset, "--static", static,
                      "--out", str(paths.cache_shard(dataset, "dynamic", shard))]),

@@ -9,6 +9,11 @@ Backends (params `align.backend`, per dataset; `detector` by default):
   a missing line = no face), the box mapped onto the crop with the margin.
 - `precropped`: frames that are face crops already (CeFA, CASIA-SURF): resize.
 
+The frames come from the dataset itself: each video of the shard is sampled
+and decoded as `fas extract` does (the `extract:` section) and aligned in
+memory, so sampled frames never become a file that two jobs share; `--frames`
+reads a frames shard of `fas extract` instead.
+
 Transforms are smoothed over time within consecutive runs of sampled frames;
 a frame without a face takes the nearest frame's transform (`face_reused`);
 a video without any face is reported and centre-cropped (`no_face`). Depth
@@ -21,15 +26,18 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-import cv2
 import numpy as np
-import pandas as pd
 
 from fas import shard_stage
-from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
 from fas.config import per_dataset
+from fas.extract import shard_sampler
 from fas.paths import cache_shard, frames_shard
+from fas.lazy import lazy_import
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+pd = lazy_import("pandas")
+parquet_cache = lazy_import("fas.cache")
 
 # dlib's canonical 5-point face, unit square (get_face_chip_details in
 # dlib/image_transforms/interpolation.h); order of the 5-point model's parts:
@@ -162,7 +170,7 @@ def fill_and_smooth(matrices: list[np.ndarray | None], source_frames: list[int],
     stack = np.stack(filled)
     smoothed = stack.copy()
     half = max(int(smoothing), 1) // 2
-    for run in consecutive_runs(source_frames):
+    for run in parquet_cache.consecutive_runs(source_frames):
         for i in run:
             lo, hi = max(run.start, i - half), min(run.stop, i + half + 1)
             smoothed[i] = stack[lo:hi].mean(0)
@@ -232,23 +240,22 @@ def original_width(path: Path) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard_stage.add_arguments(parser, cache_shard("<dataset>", "static", "<i>-of-<n>").as_posix())
     parser.add_argument("--frames", type=Path, default=None,
-                        help="frames shard of `fas extract` "
-                             f"({frames_shard('<dataset>', '<i>-of-<n>').as_posix()})")
+                        help="read the frames from this shard of `fas extract` (e.g. "
+                             f"{frames_shard('<dataset>', '<i>-of-<n>').as_posix()}); by default "
+                             "each video of the shard is sampled (`extract:` section) and "
+                             "aligned in memory")
     shard_stage.add_source_arguments(parser, ", for annotation files")
 
 
 def run(args: argparse.Namespace) -> int:
     job = ShardJob.from_args("align", args)
     settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
-    frames_path = job.input(args.frames, "--frames", frames_shard(job.dataset, job.shard),
-                            "extract")
     out = args.out or cache_shard(job.dataset, "static", job.shard)
     backend = per_dataset(settings["backend"], job.dataset)
     crop_size = per_dataset(settings["crop_size"], job.dataset)
     manifest_path = index_dir / "manifest.parquet"
     manifest = pd.read_parquet(manifest_path).set_index("video_id")
     detector = LandmarkDetector(int(settings["upsample"])) if backend == "detector" else None
-    n_videos = len(set(read_meta([frames_path]).column("video_id").to_pylist()))
 
     def align(video_id: str, rows: list[dict]) -> list[dict]:
         if video_id not in manifest.index:
@@ -278,11 +285,20 @@ def run(args: argparse.Namespace) -> int:
         for row in rows:
             position = positions.setdefault(row["modality"], 0)
             positions[row["modality"]] += 1
-            out_rows.append(image_row(
+            out_rows.append(parquet_cache.image_row(
                 video_id, row["modality"], "static", row["index"],
                 crops[row["modality"]][position], source_frames=row["source_frames"],
                 timestamps=row["timestamps"], flags=set(row["flags"]) | extra[position],
                 labels=row))
         return out_rows
 
-    return job.run(out, iter_video_rows(frames_path), n_videos, align)
+    if args.frames:
+        frames_path = job.input(args.frames, "--frames", args.frames, "extract")
+        n_videos = len(set(parquet_cache.read_meta([frames_path]).column("video_id").to_pylist()))
+        return job.run(out, parquet_cache.iter_video_rows(frames_path), n_videos, align)
+    videos, extract = shard_sampler(job, index_dir, root)
+
+    def extract_and_align(video_id: str, item: dict) -> list[dict]:
+        return align(video_id, parquet_cache.with_images(extract(video_id, item)))
+
+    return job.run(out, videos, len(videos), extract_and_align)

@@ -189,6 +189,16 @@ def iter_row_groups(path: str | Path, columns: list[str] | None = None) -> Itera
         yield handle.read_row_group(group, columns=columns)
 
 
+def with_images(rows: list[dict]) -> list[dict]:
+    """Cache rows held in memory, each with its decoded `image` as `iter_video_rows` gives it."""
+    decoded = []
+    for row in rows:
+        image = np.frombuffer(row["pixels"], np.uint8).reshape(
+            row["height"], row["width"], row["channels"])
+        decoded.append({**row, "image": image[:, :, 0] if row["channels"] == 1 else image})
+    return decoded
+
+
 def iter_video_rows(path: str | Path) -> Iterator[tuple[str, list[dict]]]:
     """(video_id, rows) per video of a shard, streaming; rows carry a decoded `image`.
 

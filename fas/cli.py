@@ -30,6 +30,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("fas.train", "train one experiment of the grid and write its scores"),
     "evaluate": ("fas.evaluate", "ISO/IEC 30107-3 metrics for one experiment"),
     "report": ("fas.report", "LaTeX tables, plots and the results index"),
+    "metrics": ("fas.metrics_table", "APCER/BPCER/ACER/HTER/EER/AUC of experiments, a table "
+                                     "like `bob pad metrics`"),
+    "scores": ("fas.bob_scores", "export and import scores as bob's PAD score files"),
     "grid": ("fas.grid", "list the experiments of the grid in params.yaml"),
     "dag": ("fas.dag", "the pipeline's jobs; writes dvc.yaml from the grid"),
     "track": ("fas.tracking", "MLflow store set-up and run bookkeeping"),
@@ -52,9 +55,20 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("fas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; stage parsers are filled in lazily by `main`."""
     parser = OneLineParser(prog="fas", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"fas {version()}")
     subparsers = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name, (_, help_text) in STAGES.items():
         subparsers.add_parser(name, help=help_text, add_help=False)

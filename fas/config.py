@@ -44,15 +44,20 @@ _Loader.add_implicit_resolver(
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
     """params.yaml (the working folder's by default), validated, with defaults filled in."""
     path = Path(path) if path else DEFAULT_PARAMS
+    return validate_params(read_params_file(path), str(path))
+
+
+def read_params_file(path: str | Path | None = None) -> Any:
+    """params.yaml as written, not validated: what DVC reads."""
+    path = Path(path) if path else DEFAULT_PARAMS
     if not path.is_file():
         raise ParamsError(f"{path.resolve()}: no params file here; run fas from the "
                           "project folder or pass --params")
     try:
         with open(path) as handle:
-            params = yaml.load(handle, Loader=_Loader)
+            return yaml.load(handle, Loader=_Loader)
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    return validate_params(params, str(path))
 
 
 def validate_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:

@@ -1,16 +1,16 @@
 """The pipeline's jobs, derived from params.yaml: the one description both orchestrators run.
 
 Each job has the exact `fas ...` command, its input and output paths and the
-params.yaml keys it reads. The Snakemake rules (workflow/rules/*.smk) take
-their inputs, commands and rerun fingerprints from here, and `fas dag dvc`
-writes dvc.yaml from the same list, so the two never drift.
+params.yaml keys it reads (an experiment's jobs only its own keys). The
+Snakemake rules (workflow/rules/*.smk) take their inputs and commands from
+here, and `fas dag dvc` writes dvc.yaml from the same list, so the two never
+drift; both orchestrators then decide what is out of date from dvc.lock
+(`fas.lock`).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,19 +18,18 @@ from pathlib import Path
 import yaml
 
 from fas import paths
-from fas.config import REPO_ROOT, is_synthetic_root, load_params, per_dataset
-from fas.experiment import CROSS_LETTERS, resolve, source_datasets
+from fas.config import is_synthetic_root, load_params, per_dataset, read_params_file
+from fas.experiment import CROSS_LETTERS, param_keys, resolve, source_datasets
 from fas.grid import expand
 from fas.io import atomic_path
 from fas.paths import Shard
 
-# Code each stage runs: a change to it reruns the stage (DVC deps, Snakemake fingerprint).
+# Code each stage runs: a change to it reruns the stage (a DVC dependency).
 STAGE_CODE = {
     "track": ["fas/tracking.py"],
     "synth": ["fas/synth"],
     "index": ["fas/datasets"],
-    "extract": ["fas/extract.py", "fas/shard_stage.py", "fas/cache.py"],
-    "align": ["fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
+    "align": ["fas/extract.py", "fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
     "dynamic": ["fas/dynamic.py", "fas/shard_stage.py", "fas/cache.py"],
     "magnify": ["fas/magnify.py", "fas/models/evm.py", "fas/evm_settings.py", "fas/shard_stage.py",
                 "fas/cache.py"],
@@ -40,22 +39,23 @@ STAGE_CODE = {
     "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/data"],
 }
 
-# params.yaml keys each stage reads (DVC `params:`, Snakemake rerun fingerprint).
+# params.yaml keys (dotted) the stages read that are the same for every job of the stage;
+# shard stages add their dataset's per-dataset keys, experiments their own (`param_keys`).
 STAGE_PARAMS = {
     "track": ["mlflow", "preset", "seeds", "grid"],
     "synth": ["synth"],
     "index": ["index"],
-    "extract": ["extract", "shards", "preset"],
-    "align": ["align", "shards"],
-    "dynamic": ["dynamic", "shards", "preset"],
-    "magnify": ["evm", "shards"],
-    "train": ["preset", "presets", "methods", "augment", "evm", "pretrained", "seeds"],
-    "evaluate": ["evaluate"],
-    "report": ["evaluate", "grid", "seeds"],
+    # the shard count is in every shard's file name, so it needs no params entry
+    "align": ["extract", "preset"],  # frame sampling is per preset
+    "dynamic": ["dynamic", "preset"],
+    "magnify": ["evm"],
+    "report": ["evaluate.table_apcer", "grid", "seeds"],
 }
 
 @dataclass
 class Job:
+    """One command of the grid: what it reads, writes and which params.yaml keys (dotted) it reads."""
+
     stage: str
     key: str
     cmd: str
@@ -90,6 +90,13 @@ def needed_datasets(params: dict) -> list[str]:
                    for d in source_datasets(experiment, params["datasets"])})
 
 
+def dataset_keys(params: dict, section: str, dataset: str) -> list[str]:
+    """The keys of a section one dataset's job reads: per-dataset settings at its own entry."""
+    return [f"{section}.{key}.{dataset if dataset in value else 'default'}"
+            if isinstance(value, dict) else f"{section}.{key}"
+            for key, value in params[section].items()]
+
+
 def _fas(*parts: str | Path | Shard) -> str:
     """A `fas` command line, each argument quoted for the shell both orchestrators run it in."""
     return shlex.join(["fas", *map(str, parts)])
@@ -112,25 +119,23 @@ def jobs(params: dict) -> list[Job]:
         index, tables = paths.index_dir(dataset), _posix(paths.index_outputs(dataset)[:2])
         index_deps = []
         if is_synthetic_root(root):
-            # scale, seed and difficulty come from params.yaml, which DVC and the
-            # fingerprint watch: the command itself never changes with them
+            # scale, seed and difficulty come from params.yaml, which both orchestrators
+            # watch (dvc.lock): the command itself never changes with them
             result.append(Job("synth", dataset, _fas("synth", dataset, "--out", root),
                               [], [root], STAGE_PARAMS["synth"], cache=False))
             index_deps = [root]
         result.append(Job("index", dataset, _fas("index", dataset, "--root", root, "--out", index),
                           index_deps, _posix(paths.index_outputs(dataset)), STAGE_PARAMS["index"]))
         for shard in shards(params, dataset):
-            frames = paths.frames_shard(dataset, shard).as_posix()
             static = paths.cache_shard(dataset, "static", shard).as_posix()
             dynamic = paths.cache_shard(dataset, "dynamic", shard).as_posix()
             key = f"{dataset}.{shard}"
-            result.append(Job("extract", key, _fas(
-                "extract", dataset, "--index", index, "--root", root, "--shard", shard.spec,
-                "--out", frames), tables, [frames], STAGE_PARAMS["extract"], cache=False))
-            # the Parquet caches are DVC-cached outputs: `dvc push` shares them (README)
+            # alignment samples and decodes the frames itself: no frames file between two jobs;
+            # the Parquet caches are DVC-cached outputs, so `dvc push` shares them (README)
             result.append(Job("align", key, _fas(
-                "align", dataset, "--frames", frames, "--index", index, "--root", root,
-                "--out", static), [frames, *tables], [static], STAGE_PARAMS["align"]))
+                "align", dataset, "--index", index, "--root", root, "--shard", shard.spec,
+                "--out", static), tables, [static],
+                STAGE_PARAMS["align"] + dataset_keys(params, "align", dataset)))
             if "dynamic" in needs[dataset]:
                 result.append(Job("dynamic", key, _fas(
                     "dynamic", dataset, "--static", static, "--out", dynamic),
@@ -155,48 +160,85 @@ def jobs(params: dict) -> list[Job]:
             if experiment.dataset == "cross":
                 deps += _posix(paths.index_outputs(dataset)[:2])
         train_outputs = _posix(paths.train_outputs(experiment))
-        metrics = paths.metrics_output(experiment).as_posix()
+        keys = param_keys(params, experiment)
         result.append(Job("train", experiment.id,
                           _fas("train", "--experiment", experiment.id),
-                          deps, train_outputs, STAGE_PARAMS["train"]))
+                          deps, train_outputs, keys["train"]))
         result.append(Job("evaluate", experiment.id,
                           _fas("evaluate", "--experiment", experiment.id),
-                          train_outputs, [metrics], STAGE_PARAMS["evaluate"], metrics=[metrics]))
+                          train_outputs, [paths.metrics_output(experiment).as_posix()],
+                          keys["evaluate"]))
+    summary = paths.SUMMARY_METRICS.as_posix()
     result.append(Job("report", "", _fas("report"),
-                      [paths.metrics_output(e).as_posix() for e in experiments]
+                      [receipt] + [paths.metrics_output(e).as_posix() for e in experiments]
                       + [paths.train_outputs(e)[2].as_posix() for e in experiments],
-                      _posix(paths.REPORT_OUTPUTS), STAGE_PARAMS["report"]))
+                      [*_posix(paths.REPORT_OUTPUTS), summary], STAGE_PARAMS["report"],
+                      metrics=[summary]))
     return result
 
 
-def fingerprint(params: dict, stage: str) -> str:
-    """Hash of the params and code a stage reads: Snakemake reruns a job when it changes."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({k: params.get(k) for k in STAGE_PARAMS[stage]},
-                             sort_keys=True, default=str).encode())
-    for entry in STAGE_CODE[stage]:
-        path = REPO_ROOT / entry
-        for file in sorted(path.rglob("*") if path.is_dir() else [path]):
-            if file.is_file() and "__pycache__" not in file.parts:
-                digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+def dvc_params(keys: list[str], raw: dict) -> list[str]:
+    """`keys` as DVC can watch them: each the deepest prefix that params.yaml spells out.
+
+    DVC reads params.yaml as written, so a key the schema's default fills in
+    (say `align.backend.default`) is watched through its parent (`align.backend`).
+    """
+    watched: list[str] = []
+    for key in keys:
+        parts, node, depth = key.split("."), raw, 0
+        while depth < len(parts) and isinstance(node, dict) and parts[depth] in node:
+            node, depth = node[parts[depth]], depth + 1
+        if depth and (found := ".".join(parts[:depth])) not in watched:
+            watched.append(found)
+    return [k for k in watched if not any(k.startswith(f"{other}.") for other in watched)]
 
 
-def dvc_stages(params: dict) -> dict:
-    """dvc.yaml's content for the grid."""
+def plot_groups(params: dict) -> dict[str, list]:
+    """Experiments by (dataset, protocol, method, variant): one ROC, DET and training plot each."""
+    groups: dict[str, list] = {}
+    for experiment in expand(params):
+        name = ".".join([experiment.dataset, experiment.protocol, experiment.method,
+                         experiment.variant])
+        groups.setdefault(name, []).append(experiment)
+    return groups
+
+
+def dvc_plots(params: dict) -> list[dict]:
+    """dvc.yaml's `plots:`: ROC and DET data written by `fas report`, training histories."""
+    plots = []
+    for name, members in plot_groups(params).items():
+        def files(kind: str, field: str | list[str]) -> dict:
+            return {paths.plot_data(e, kind).as_posix() if kind != "history"
+                    else paths.train_outputs(e)[2].as_posix(): field for e in members}
+
+        plots += [
+            {f"roc {name}": {"template": "simple", "x": "fpr", "y": files("roc", "tpr"),
+                             "title": f"ROC, test split: {name}", "x_label": "attacks accepted (FPR)",
+                             "y_label": "live accepted (TPR)"}},
+            {f"det {name}": {"template": "simple", "x": "apcer_probit", "y": files("det", "bpcer_probit"),
+                             "title": f"DET, test split (normal deviates): {name}",
+                             "x_label": "APCER, pooled (probit)", "y_label": "BPCER (probit)"}},
+            {f"training {name}": {"template": "linear", "x": "epoch",
+                                  "y": files("history", "train/loss"),
+                                  "title": f"training loss: {name}", "y_label": "train/loss"}},
+        ]
+    return plots
+
+
+def dvc_stages(params: dict, raw: dict) -> dict:
+    """dvc.yaml's content for the grid (`raw`: params.yaml as written, without defaults)."""
     stages = {}
     for job in jobs(params):
         stage: dict = {"cmd": job.cmd}
-        deps = [*job.deps, *STAGE_CODE[job.stage]]
-        stage["deps"] = deps
-        stage["params"] = job.params
+        stage["deps"] = [*job.deps, *STAGE_CODE[job.stage]]
+        stage["params"] = dvc_params(job.params, raw)
         outs = [o for o in job.outs if o not in job.metrics]
         if outs:
             stage["outs"] = outs if job.cache else [{o: {"cache": False}} for o in outs]
         if job.metrics:
-            stage["metrics"] = [{m: {"cache": False}} for m in job.metrics]
+            stage["metrics"] = job.metrics  # cached: `dvc exp show` reads them from any commit
         stages[job.name] = stage
-    return {"stages": stages}
+    return {"stages": stages, "plots": dvc_plots(params)}
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -206,17 +248,28 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def render_dvc_yaml(params: dict) -> str:
+def render_dvc_yaml(params: dict, raw: dict) -> str:
     header = ("# Generated by `fas dag dvc` from params.yaml (fas/dag.py): do not edit.\n"
               "# tests/test_dag.py fails when this file is stale.\n")
-    return header + yaml.dump(dvc_stages(params), Dumper=_PlainDumper, sort_keys=False, width=200)
+    return header + yaml.dump(dvc_stages(params, raw), Dumper=_PlainDumper, sort_keys=False,
+                              width=200)
+
+
+def refresh_dvc_yaml(params: dict, raw: dict, path: Path = Path("dvc.yaml")) -> bool:
+    """Rewrite dvc.yaml when it no longer matches params.yaml; True when it did."""
+    text = render_dvc_yaml(params, raw)
+    if path.exists() and path.read_text() == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     dvc = sub.add_parser("dvc", help="write dvc.yaml from the grid")
     dvc.add_argument("--params", type=Path, default=None)
-    dvc.add_argument("--out", type=Path, default=REPO_ROOT / "dvc.yaml")
+    dvc.add_argument("--out", type=Path, default=Path("dvc.yaml"))
     dvc.add_argument("--check", action="store_true", help="exit 1 when the file is stale")
     show = sub.add_parser("jobs", help="print every job's name and command")
     show.add_argument("--params", type=Path, default=None)
@@ -228,14 +281,13 @@ def run(args: argparse.Namespace) -> int:
         for job in jobs(params):
             print(f"{job.name}\t{job.cmd}")
         return 0
-    text = render_dvc_yaml(params)
+    raw = read_params_file(args.params)
     if args.check:
         current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
+        if current != render_dvc_yaml(params, raw):
             print(f"{args.out} is stale: run `fas dag dvc`")
             return 1
         return 0
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(text)
-    print(f"wrote {args.out} ({len(dvc_stages(params)['stages'])} stages)")
+    refresh_dvc_yaml(params, raw, args.out)
+    print(f"wrote {args.out} ({len(jobs(params))} stages)")
     return 0

@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fas import shard_stage
-from fas.cache import consecutive_runs, image_row, iter_video_rows, read_meta
+from fas.lazy import lazy_import
 from fas.paths import cache_shard
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+parquet_cache = lazy_import("fas.cache")
 
 
 def rank_pool_coefficients(length: int) -> np.ndarray:
@@ -46,7 +48,7 @@ def windows(source_frames: list[int], window: int | None, stride: int, frame_ste
         raise ValueError("dynamic.window must be >= 2 (or video), dynamic.stride and "
                          "dynamic.frame_step >= 1")
     found = []
-    for run in consecutive_runs(source_frames):
+    for run in parquet_cache.consecutive_runs(source_frames):
         if window is None:
             span = range(run.start, run.stop, frame_step)
             found += [(span, False)] if len(span) >= 2 else []
@@ -121,10 +123,11 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, strid
             for number, ((span, short), image) in enumerate(zip(found, images)):
                 members = [modality_rows[p] for p in span]
                 flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())
-                out.append(image_row(video_id, modality, window_kind(size, window), number, image,
-                                     source_frames=[r["source_frames"][0] for r in members],
-                                     timestamps=[r["timestamps"][0] for r in members],
-                                     flags=flags, labels=members[0]))
+                out.append(parquet_cache.image_row(
+                    video_id, modality, window_kind(size, window), number, image,
+                    source_frames=[r["source_frames"][0] for r in members],
+                    timestamps=[r["timestamps"][0] for r in members], flags=flags,
+                    labels=members[0]))
     return sorted(out, key=lambda r: (r["modality"], r["kind"], r["index"]))
 
 
@@ -143,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     settings = job.settings
     window, frame_step = settings["window"], int(settings["frame_step"])
     stride = int(settings["stride"][job.params["preset"]])
-    n_videos = len(set(read_meta([static]).column("video_id").to_pylist()))
+    n_videos = len(set(parquet_cache.read_meta([static]).column("video_id").to_pylist()))
 
     def pool(video_id: str, rows: list[dict]) -> list[dict]:
         dynamic_rows = video_dynamic_rows(video_id, rows, window, stride, frame_step,
@@ -153,4 +156,4 @@ def run(args: argparse.Namespace) -> int:
                              f"(window {window}): no dynamic image")
         return dynamic_rows
 
-    return job.run(out, iter_video_rows(static), n_videos, pool)
+    return job.run(out, parquet_cache.iter_video_rows(static), n_videos, pool)

@@ -15,13 +15,15 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
-
-from fas import metrics, paths, tracking
+from fas import paths, tracking
 from fas.config import load_params
 from fas.experiment import resolve
 from fas.grid import Experiment
 from fas.io import write_json
+from fas.lazy import lazy_import
+
+pd = lazy_import("pandas")
+metrics = lazy_import("fas.metrics")
 
 LEVEL_FILES = {"video": "scores.parquet", "frame": "frame_scores.parquet"}
 # Splits the label polarity guard looks at: in-domain data only, since a model
@@ -148,6 +150,11 @@ def mlflow_metrics(payload: dict) -> dict[str, float]:
     return flat
 
 
+def percent(rate: float | None) -> str:
+    """A rate as the tables print it: percent with two decimals."""
+    return "--" if rate is None else f"{100 * rate:.2f}%"
+
+
 def log_to_run(payload: dict, metrics_path: Path, run_id: str | None) -> None:
     """Log the headline numbers and threshold provenance into the training run."""
     threshold = payload["threshold"]
@@ -184,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     run_id = read_receipt(args.train_root / config.experiment.path).get("run_id")
     log_to_run(payload, target, run_id)
     test, threshold = payload["test"], payload["threshold"]
-    print(f"{config.id}: ACER {test['acer']} HTER {test['hter']} EER {test.get('eer')} "
-          f"({payload['level']} level, {threshold['policy']} threshold {threshold['value']:.4f} "
-          f"from {threshold['split']} split) -> {target}")
+    rates = " ".join(f"{name} {percent(test.get(key))}"
+                     for name, key in (("ACER", "acer"), ("HTER", "hter"), ("EER", "eer")))
+    print(f"{config.id}: {rates} ({payload['level']} level, {threshold['policy']} threshold "
+          f"{threshold['value']:.4f} from {threshold['split']} split) -> {target}")
     return 0

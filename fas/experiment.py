@@ -19,6 +19,8 @@ from fas.grid import Experiment, find
 
 # Upstream stage sections: they made the experiment's inputs, so they belong to its run key.
 DATA_SECTIONS = ("synth", "extract", "align", "dynamic")
+# Keys of `evaluate:` that only the tables read, not the evaluation of one experiment.
+REPORT_ONLY = ("table_apcer",)
 # Leave-one-out cross-dataset protocols name their sources by these letters.
 CROSS_LETTERS = {"o": "oulu", "c": "casia_fasd", "i": "replay", "m": "msu"}
 
@@ -78,11 +80,11 @@ class ExperimentConfig:
     experiment: Experiment
     preset: str
     method: Mapping[str, Any]  # methods.<m> + its variant + presets.<preset>.<m>
-    augment: Mapping[str, Any]
-    evm: Mapping[str, Any] | None  # the resolved magnification, for variants that read magnified frames
+    augment: Mapping[str, Any] | None  # only for methods that augment
+    evm: Mapping[str, Any] | None  # the resolved magnification, only for methods that magnify
     pretrained: Mapping[str, Any]
     data: Mapping[str, Any]  # how its inputs were made: roots, crop sizes, upstream sections
-    evaluate: Mapping[str, Any]
+    evaluate: Mapping[str, Any]  # the `evaluate:` keys evaluation reads
     grid: Mapping[str, Any]  # the grid it belongs to (`grid_identity`), for tracking
 
     @property
@@ -109,6 +111,28 @@ class ExperimentConfig:
                        "stage": stage, "code": code})
 
 
+def param_keys(params: dict, experiment: Experiment) -> dict[str, list[str]]:
+    """The params.yaml keys (dotted) its training and its evaluation read, and nothing else.
+
+    `resolve` builds the experiment from exactly these keys, so they are what
+    reruns its jobs (DVC `params:`): a change to another method, variant or
+    preset leaves it alone.
+    """
+    method, preset = experiment.method, params["preset"]
+    spec = params["methods"][method]
+    overrides = {**(spec["variants"][experiment.variant] or {}), **params["presets"][preset][method]}
+    resolved = method_config(params, method, experiment.variant)
+    train = ["preset", *(f"methods.{method}.{key}" for key, value in spec.items()
+                         if key != "variants" and (key not in overrides or isinstance(value, dict))),
+             f"methods.{method}.variants.{experiment.variant}", f"presets.{preset}.{method}",
+             "pretrained"]
+    train += ["augment"] if resolved["augment"] else []
+    if resolved.get("magnification"):  # the magnification it reads, not how magnify stores it
+        train += [f"evm.{key}" for key in params["evm"] if key != "row_group_rows"]
+    evaluate = [f"evaluate.{key}" for key in params["evaluate"] if key not in REPORT_ONLY]
+    return {"train": train, "evaluate": evaluate}
+
+
 def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
     """The experiment (an id, or an `Experiment` of the grid) under params' active preset."""
     if isinstance(experiment, str):
@@ -122,11 +146,11 @@ def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
         experiment=experiment,
         preset=params["preset"],
         method=frozen(method),
-        augment=frozen(params["augment"]),
+        augment=frozen(params["augment"]) if method["augment"] else None,
         evm=frozen(resolve_evm(params["evm"])) if method.get("magnification") else None,
         pretrained=frozen(params["pretrained"]),
         data=frozen(data),
-        evaluate=frozen(params["evaluate"]),
+        evaluate=frozen({k: v for k, v in params["evaluate"].items() if k not in REPORT_ONLY}),
         grid=frozen(grid_identity(params)),
     )
 

@@ -17,8 +17,10 @@ against ffmpeg per-sample input seeking and OpenCV decoding every frame
 (docs/preprocessing.md). Frame-folder datasets (`media == frames`) are read
 directly with the same policy.
 
-Output: a temporary cache-schema shard of sampled frames (kind `static`,
-`index` = position in the sampled sequence), long side <= extract.max_side.
+Output: a cache-schema shard of sampled frames (kind `static`, `index` =
+position in the sampled sequence), long side <= extract.max_side. The
+pipeline itself never writes it: `fas align` samples each video through
+`shard_sampler` and aligns its frames in memory.
 """
 
 from __future__ import annotations
@@ -27,16 +29,19 @@ import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-import cv2
 import numpy as np
-import pandas as pd
 
 from fas import shard_stage
-from fas.cache import image_row
 from fas.io import FailureReport
+from fas.lazy import lazy_import
 from fas.paths import frames_shard
 from fas.shard_stage import MediaError, ShardJob
+
+cv2 = lazy_import("cv2")
+pd = lazy_import("pandas")
+parquet_cache = lazy_import("fas.cache")
 
 MODALITIES = ("color", "depth", "ir")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -508,9 +513,10 @@ def extract_item(item: dict, root: Path, policy: dict, max_side: int, frames_fps
         else:
             cache, times, _ = decode_video(path, chosen, max_side, grey, decoder)
         for position, (number, padded) in enumerate(zip(chosen, sample.padded)):
-            rows.append(image_row(item["video_id"], modality, "static", position, cache[number],
-                                  source_frames=[number], timestamps=[times[number]],
-                                  flags=["padded"] if padded else [], labels=labels))
+            rows.append(parquet_cache.image_row(
+                item["video_id"], modality, "static", position, cache[number],
+                source_frames=[number], timestamps=[times[number]],
+                flags=["padded"] if padded else [], labels=labels))
     return sorted(rows, key=lambda r: (r["modality"], r["index"]))
 
 
@@ -541,17 +547,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shard_stage.add_source_arguments(parser, "")
 
 
-def run(args: argparse.Namespace) -> int:
-    job = ShardJob.from_args("extract", args)
-    settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
-    out = args.out or frames_shard(job.dataset, job.shard)
+def shard_sampler(job: ShardJob, index_dir: Path, root: Path
+                  ) -> tuple[list[tuple[str, dict]], Callable[[str, dict], list[dict]]]:
+    """The videos of a job's shard (manifest rows) and the function sampling one into cache rows.
+
+    `fas extract` writes the rows to a frames shard; `fas align` aligns them
+    as they come, so the frames never reach the disk.
+    """
+    settings = job.params["extract"]
     manifest = pd.read_parquet(index_dir / "manifest.parquet")
     protocols_path = index_dir / "protocols.parquet"
     protocols = pd.read_parquet(protocols_path) if protocols_path.exists() else None
     limits = video_max_frames(protocols) if settings["max_frames"] == "protocol" else {}
     listed = video_listed_frames(protocols)
     items = {r["video_id"]: r for r in manifest.to_dict("records")}
-    members = job.shard.members(items)
 
     def extract(video_id: str, item: dict) -> list[dict]:
         return extract_item(item, root, settings["sampling"][job.params["preset"]],
@@ -559,4 +568,10 @@ def run(args: argparse.Namespace) -> int:
                             float(settings["frames_fps"]), limits.get(video_id), job.report,
                             settings["decoder"], listed.get(video_id))
 
-    return job.run(out, ((v, items[v]) for v in members), len(members), extract)
+    return [(v, items[v]) for v in job.shard.members(items)], extract
+
+
+def run(args: argparse.Namespace) -> int:
+    job = ShardJob.from_args("extract", args)
+    videos, extract = shard_sampler(job, job.index_dir(args.index), job.root(args.root))
+    return job.run(args.out or frames_shard(job.dataset, job.shard), videos, len(videos), extract)

@@ -15,14 +15,16 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fas import shard_stage
 from fas.cache import consecutive_runs, frame_rate, image_row, iter_video_rows, read_meta
 from fas.evm_settings import resolve_evm
-from fas.models.evm import magnify
+from fas.lazy import lazy_import
 from fas.paths import cache_shard
 from fas.shard_stage import MediaError, ShardJob
+
+torch = lazy_import("torch")
+evm_model = lazy_import("fas.models.evm")
 
 DEFAULT_FPS = 30.0  # a run without timestamps that span time (a repeated frame)
 
@@ -39,7 +41,7 @@ def magnify_video(video_id: str, rows: list[dict], evm: dict) -> list[dict]:
         members = colour[run.start:run.stop]
         stack = torch.from_numpy(np.stack([r["image"] for r in members])).permute(0, 3, 1, 2)
         fps = frame_rate(frames[run.start:run.stop], times[run.start:run.stop]) or DEFAULT_FPS
-        magnified = magnify(stack.float().div(255), fps, **evm)
+        magnified = evm_model.magnify(stack.float().div(255), fps, **evm)
         images = magnified.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         for row, image in zip(members, images.numpy()):
             out.append(image_row(video_id, "color", "magnified", row["index"], image,

@@ -22,11 +22,14 @@ TRAIN_ROOT = RESULTS_ROOT / "train"
 EVAL_ROOT = RESULTS_ROOT / "eval"
 SCRATCH_ROOT = Path(".scratch")
 LOG_ROOT = Path("logs")
+BUILT_ROOT = Path(".snakemake") / "fas-built"  # Snakemake's stamps of what dvc.lock records (fas.lock)
 MLFLOW_RECEIPT = RESULTS_ROOT / "mlflow" / "grid.json"
 TABLES = RESULTS_ROOT / "tables"  # `fas report` writes tables, plots and index below its --out
 PLOTS = RESULTS_ROOT / "plots"
 RESULTS_INDEX = RESULTS_ROOT / "index.md"
 REPORT_OUTPUTS = [TABLES, PLOTS, RESULTS_INDEX]
+SUMMARY_METRICS = RESULTS_ROOT / "metrics.json"  # headline numbers per table (DVC metrics)
+PLOT_DATA = PLOTS / "data"  # ROC and DET points per experiment (DVC plots)
 
 INDEX_FILES = ("manifest.parquet", "protocols.parquet", "skipped.json")
 TRAIN_FILES = ("scores.parquet", "frame_scores.parquet", "history.csv", "receipt.json")
@@ -97,7 +100,7 @@ def index_outputs(dataset: str) -> list[Path]:
 
 
 def frames_shard(dataset: str, shard: Shard | str) -> Path:
-    """Sampled frames of one shard (`fas extract`), read by `fas align`."""
+    """Sampled frames of one shard: `fas extract`'s default output (the pipeline aligns in memory)."""
     return FRAMES_ROOT / dataset / f"shard-{shard}.parquet"
 
 
@@ -164,6 +167,16 @@ def metrics_output(experiment: HasPath) -> Path:
     return EVAL_ROOT / experiment.path / "metrics.json"
 
 
+def plot_data(experiment: HasPath, kind: str) -> Path:
+    """`roc.csv` or `det.csv` of one experiment's test scores, written by `fas report`."""
+    return PLOT_DATA / experiment.path / f"{kind}.csv"
+
+
 def job_log(stage: str, key: str = "") -> Path:
     """The log of one job: `logs/<stage>/<key>.log` (`logs/<stage>.log` for a single job)."""
     return LOG_ROOT / stage / f"{key}.log" if key else LOG_ROOT / f"{stage}.log"
+
+
+def built_stamp(stage: str, key: str = "") -> Path:
+    """Snakemake's stamp of a job that dvc.lock records as built (see `fas.lock`)."""
+    return BUILT_ROOT / stage / key if key else BUILT_ROOT / stage

@@ -22,6 +22,7 @@ from fas.io import atomic_path  # noqa: E402
 matplotlib.rcParams["svg.hashsalt"] = "fas"
 DPI = 100
 DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8)
+DET_CLIP = 1e-4  # rates of 0 and 1 have no normal deviate: drawn at this distance from them
 
 
 def save(figure: plt.Figure, path: Path) -> Path:
@@ -33,6 +34,20 @@ def save(figure: plt.Figure, path: Path) -> Path:
 
 
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]  # label -> (is_live, scores)
+
+
+def curve_points(is_live: np.ndarray, scores: np.ndarray) -> dict[str, pd.DataFrame]:
+    """The points of the ROC (fpr, tpr) and DET (pooled APCER, BPCER, and their normal
+    deviates) curves, as tables for `dvc plots`."""
+    far, frr, _ = metrics.roc_points(is_live, scores)
+    return {"roc": pd.DataFrame({"fpr": far, "tpr": 1 - frr}),
+            "det": pd.DataFrame({"apcer": far, "bpcer": frr, "apcer_probit": probit(far),
+                                 "bpcer_probit": probit(frr)})}
+
+
+def probit(rates) -> np.ndarray:
+    """Normal deviates of error rates, the DET axes."""
+    return norm.ppf(np.clip(rates, DET_CLIP, 1 - DET_CLIP))
 
 
 def roc(curves: Curves, title: str, path: Path) -> Path:
@@ -51,13 +66,12 @@ def roc(curves: Curves, title: str, path: Path) -> Path:
 def det(curves: Curves, title: str, path: Path) -> Path:
     """DET: BPCER against pooled APCER on normal-deviate axes, with each curve's EER marked."""
     figure, axes = plt.subplots(figsize=(5, 4.5))
-    clip = 1e-4
     for label, (is_live, scores) in curves.items():
-        far, frr, _ = metrics.roc_points(is_live, scores)
+        points = curve_points(is_live, scores)["det"]
         value, _ = metrics.eer(is_live, scores)
-        line, = axes.plot(norm.ppf(np.clip(far, clip, 1 - clip)), norm.ppf(np.clip(frr, clip, 1 - clip)),
+        line, = axes.plot(points["apcer_probit"], points["bpcer_probit"],
                           label=f"{label} (EER {100 * value:.2f}%)", lw=1.2)
-        point = norm.ppf(np.clip(value, clip, 1 - clip))
+        point = probit(value)
         axes.plot(point, point, "o", color=line.get_color(), ms=3)
     ticks = norm.ppf(DET_TICKS)
     labels = [f"{100 * t:g}" for t in DET_TICKS]

@@ -3,8 +3,10 @@
 Reads every grid experiment's `results/eval/<path>/metrics.json` (and the
 training scores and history for plots); writes `results/tables/<table>.tex`
 with a `<table>.cells.json` tracing every cell to its experiments, MLflow runs
-and thresholds, `results/tables/all.tex`, `results/plots/...` and
-`results/index.md`.
+and thresholds, `results/tables/all.tex`, `results/plots/...` (with the ROC
+and DET points as CSV for `dvc plots`), `results/index.md` and
+`results/metrics.json`, the headline numbers of every table (DVC metrics).
+The grid's MLflow parent run gets the headline numbers, tables and index.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
-import pandas as pd
 import yaml
 
-from fas import grid, metrics, paths, tracking
+from fas import grid, paths, tracking
 from fas.config import load_params, per_dataset
 from fas.evaluate import load_scores, read_receipt
 from fas.io import FailureReport, atomic_path, write_json
+from fas.lazy import lazy_import
+
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
+metrics = lazy_import("fas.metrics")
 
 REFERENCE_NUMBERS = Path(__file__).parent / "data" / "reference_numbers.yaml"
 REFERENCE_KEYS = ("source", "table", "dataset", "protocol", "fold", "method", "variant", "metric", "value")
@@ -358,6 +363,30 @@ def write_tables(experiments, results, references, table_apcer, out: Path) -> di
     return tables
 
 
+def headline(tables: dict[str, dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each table's summary rows: {table: {row: {metric: mean in percent}}}, for comparing runs."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name, table in tables.items():
+        labels = {group.label for group in table["spec"].groups}
+        for cell in table["cells"]:
+            if cell["row"] in labels and cell["mean_percent"] is not None:
+                summary.setdefault(name, {}).setdefault(cell["row"], {})[cell["metric"]] = \
+                    round(cell["mean_percent"], 4)
+    return summary
+
+
+def log_to_grid_run(receipt: Path, summary: dict, out: Path) -> None:
+    """The grid's MLflow parent run: headline numbers, the tables and the index."""
+    run_id = json.loads(receipt.read_text()).get("parent_run_id") if receipt.exists() else None
+    with tracking.resume_run(run_id) as run:
+        run.log_metrics({tracking.metric_name(f"{table}/{row}/{metric}"): value
+                         for table, rows in summary.items() for row, values in rows.items()
+                         for metric, value in values.items()})
+        run.log_artifact(out / "index.md")
+        run.log_artifact(out / "metrics.json")
+        run.log_artifacts(out / "tables", "tables")
+
+
 def write_plots(experiments, results, train_root: Path, out: Path, failures: FailureReport) -> dict:
     """Per-experiment and per-protocol-group plots; returns {experiment or group: [paths]}."""
     from fas import plots  # matplotlib is imported only when plotting
@@ -375,6 +404,9 @@ def write_plots(experiments, results, train_root: Path, out: Path, failures: Fai
                 test = table[table["split"] == "test"]
                 curve = {"test": (test["is_live"].to_numpy(bool), test["score"].to_numpy(float))}
                 threshold = results.payloads.get(experiment, {}).get("threshold")
+                for kind, points in plots.curve_points(*curve["test"]).items():
+                    target = out / paths.plot_data(experiment, kind).relative_to(paths.PLOTS)
+                    write_text(target, points.to_csv(index=False, float_format="%.6g"))
                 files.append(plots.roc(curve, experiment.id, folder / "roc.png"))
                 files.append(plots.det(curve, experiment.id, folder / "det.png"))
                 files.append(plots.score_histogram(test, f"{experiment.id} (test)", folder / "hist.png",
@@ -447,6 +479,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-root", type=Path, default=paths.TRAIN_ROOT)
     parser.add_argument("--out", type=Path, default=paths.RESULTS_ROOT)
     parser.add_argument("--no-plots", action="store_true", help="tables and index only")
+    parser.add_argument("--grid-receipt", type=Path, default=paths.MLFLOW_RECEIPT,
+                        help="receipt of `fas track init` naming the grid's MLflow parent run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -460,6 +494,9 @@ def run(args: argparse.Namespace) -> int:
                                                    args.out / "plots", failures)
     log_plots(written, args.train_root)
     write_index(args.out, tables, written, experiments, results, failures)
+    summary = headline(tables)
+    write_json(args.out / "metrics.json", summary)
+    log_to_grid_run(args.grid_receipt, summary, args.out)
     if failures.entries:
         print(failures.summary(), file=sys.stderr)
     print(f"fas report: {len(tables)} table(s), {sum(map(len, written.values()))} plot(s), "

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 from fas import paths
-from fas.cache import ShardWriter
 from fas.config import load_params
 from fas.errors import MissingInput, UsageError
 from fas.io import FailureReport
@@ -118,6 +117,8 @@ class ShardJob:
             process: Callable[[str, Item], list[dict]]) -> int:
         """Write `process(video_id, item)`'s rows for every video; a MediaError skips the video."""
         from tqdm import tqdm
+
+        from fas.cache import ShardWriter
 
         usable = 0
         progress = f"{self.stage} {self.dataset} shard {self.shard.i + 1}/{self.shard.n}"

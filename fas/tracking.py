@@ -1,14 +1,19 @@
 """MLflow bookkeeping: the store, the grid's parent run, one child run per experiment.
 
 Every MLflow call of the project goes through this module. Tracking is off
-(each call a no-op) when ``FAS_TRACKING=0``. The store defaults to SQLite at
-an absolute path in the repository (DVC experiments run in temporary copies),
-overridable with ``MLFLOW_TRACKING_URI``. SQLite writes from parallel jobs are
-retried on lock errors; the database and the experiment are created once by
-``fas track init``, the first node of the DAG. The SQLite store is built under
-a temporary name and renamed (`ensure_store`), so a kill at any moment leaves
-it absent or complete; ``fas track init`` recreates one that an older kill
-left incomplete.
+(each call a no-op) when ``FAS_TRACKING=0``. The store defaults to SQLite in
+the project folder (`project_root`: DVC's project, even for an experiment DVC
+runs in a temporary copy, else the working folder), so it moves with the
+project; ``MLFLOW_TRACKING_URI`` overrides it. SQLite writes from parallel
+jobs are retried on lock errors; the database and the experiment are created
+once by ``fas track init``, the first node of the DAG. The SQLite store is
+built under a temporary name and renamed (`ensure_store`), so a kill at any
+moment leaves it absent or complete; ``fas track init`` recreates one that an
+older kill left incomplete.
+
+Every run carries MLflow's standard tags (user, source, git commit, branch,
+remote); a training run also its splits as MLflow datasets (`log_input`) and
+its network as an MLflow PyTorch model.
 """
 
 from __future__ import annotations
@@ -20,34 +25,44 @@ import hashlib
 import json
 import os
 import random
+import re
 import sqlite3
 import sys
 import time
+import warnings
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from fas.config import REPO_ROOT, load_params
+from fas.config import load_params
 from fas.errors import UserError
 from fas.experiment import ExperimentConfig, grid_identity
 from fas.io import atomic_path, write_json
 
 T = TypeVar("T")
 
-DEFAULT_DB = REPO_ROOT / "mlflow.db"
-DEFAULT_ARTIFACTS = REPO_ROOT / "mlartifacts"
+STORE = "mlflow.db"  # the default store and artifact folder, in the project folder
+ARTIFACTS = "mlartifacts"
 RUN_KEY_TAG = "fas.run_key"
 GRID_KEY_TAG = "fas.grid_key"
 ROLE_TAG = "fas.role"
+MODEL_URI_TAG = "fas.model_uri"
 
 
 def enabled() -> bool:
     return os.environ.get("FAS_TRACKING", "1") not in ("0", "false", "off")
 
 
+def project_root() -> Path:
+    """The project folder: DVC's (`DVC_ROOT`, which names the project itself when an
+    experiment runs in a temporary copy), else the working folder, where both
+    orchestrators run every command."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else SQLite at an absolute repository path."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+    """MLFLOW_TRACKING_URI if set, else SQLite in the project folder (an absolute URI)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / STORE}"
 
 
 def _client():
@@ -140,7 +155,7 @@ def _create_store(path: Path) -> None:
     """A complete store at `path`: migrated under a temporary name, checked, then renamed."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    root = (DEFAULT_ARTIFACTS.as_uri() if not os.environ.get("MLFLOW_TRACKING_URI")
+    root = ((project_root() / ARTIFACTS).as_uri() if not os.environ.get("MLFLOW_TRACKING_URI")
             else "./mlruns")  # MLflow's default; only its Default experiment keeps it
     with atomic_path(path) as tmp:
         try:
@@ -201,21 +216,42 @@ def run_key(config: ExperimentConfig, stage: str = "train") -> str:
 
 
 def git_commit() -> str:
-    head = REPO_ROOT / ".git"
-    try:
-        ref = (head / "HEAD").read_text().strip()
-        if ref.startswith("ref: "):
-            return (head / ref[5:]).read_text().strip()
-        return ref
-    except OSError:
-        return "unknown"
+    """The commit checked out in the working folder (a DVC experiment's own copy included)."""
+    from mlflow.utils.git_utils import get_git_commit
+
+    return get_git_commit(str(Path.cwd())) or "unknown"
+
+
+def source_tags(command: str) -> dict[str, str]:
+    """MLflow's standard tags of a run: user, source (the command), git commit, branch, remote."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils import mlflow_tags
+    from mlflow.utils.git_utils import get_git_branch, get_git_commit, get_git_repo_url
+
+    root = str(Path.cwd())
+    tags = resolve_tags({mlflow_tags.MLFLOW_SOURCE_NAME: command,
+                         mlflow_tags.MLFLOW_SOURCE_TYPE: "LOCAL"})
+    for key, value in ((mlflow_tags.MLFLOW_GIT_COMMIT, get_git_commit(root)),
+                       (mlflow_tags.MLFLOW_GIT_BRANCH, get_git_branch(root)),
+                       (mlflow_tags.MLFLOW_GIT_REPO_URL, get_git_repo_url(root))):
+        if value:
+            tags[key] = value
+    return tags
 
 
 def _orchestrator() -> str:
-    """Who ran this job: Snakemake sets FAS_ORCHESTRATOR (workflow/rules/common.smk), DVC sets DVC_STAGE."""
+    """Who ran this job: Snakemake sets FAS_ORCHESTRATOR (workflow/rules/common.smk), DVC sets
+    DVC_STAGE (and DVC_EXP_NAME in `dvc exp run`)."""
     if "FAS_ORCHESTRATOR" in os.environ:
         return os.environ["FAS_ORCHESTRATOR"]
-    return "dvc" if "DVC_STAGE" in os.environ else "cli"
+    if "DVC_STAGE" in os.environ:
+        return f"dvc exp {os.environ['DVC_EXP_NAME']}" if os.environ.get("DVC_EXP_NAME") else "dvc"
+    return "cli"
+
+
+def metric_name(text: str) -> str:
+    """`text` with every character MLflow refuses in a metric name replaced by `_`."""
+    return re.sub(r"[^\w\-. /:]", "_", text)
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
@@ -277,6 +313,50 @@ class Run:
             return
         _retry(lambda: self._client.log_artifact(self.id, str(path), artifact_path))
 
+    def log_artifacts(self, folder: str | os.PathLike, artifact_path: str | None = None) -> None:
+        if not self.active:
+            return
+        _retry(lambda: self._client.log_artifacts(self.id, str(folder), artifact_path))
+
+    def log_input(self, table, name: str, source: str | os.PathLike, context: str) -> None:
+        """A pandas table as an MLflow dataset input (name, digest, source, `context` tag)."""
+        if not self.active:
+            return
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        with warnings.catch_warnings():  # two equivalent local-file source types match the path
+            warnings.filterwarnings("ignore", "The specified dataset source", UserWarning)
+            dataset = mlflow.data.from_pandas(table, source=str(source), name=name)
+        entry = DatasetInput(dataset._to_mlflow_entity(),
+                             tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        _retry(lambda: self._client.log_inputs(self.id, datasets=[entry]))
+
+    def log_model(self, model, name: str = "model") -> str | None:
+        """A PyTorch network as an MLflow model of this run; its URI for `mlflow.pytorch.load_model`.
+
+        A reused run keeps the model it has and returns its URI. Loading the
+        model back needs the `fas` package (its classes), as training did.
+        """
+        if self._client is None:
+            return None
+        if self.reused:
+            return _retry(lambda: self._client.get_run(self.id)).data.tags.get(MODEL_URI_TAG)
+        from importlib.metadata import version
+
+        import mlflow
+        import mlflow.pytorch
+
+        mlflow.set_tracking_uri(tracking_uri())
+        with mlflow.start_run(run_id=self.id):
+            # pickled: the networks take and return dicts of tensors, which tracing (pt2) cannot
+            info = _retry(lambda: mlflow.pytorch.log_model(
+                model, name=name, serialization_format="pickle",
+                pip_requirements=[f"torch=={version('torch')}"]))
+        self.set_tags({MODEL_URI_TAG: info.model_uri})
+        return info.model_uri
+
 
 def _experiment_id(client, name: str) -> str:
     found = _retry(lambda: client.get_experiment_by_name(name))
@@ -284,7 +364,7 @@ def _experiment_id(client, name: str) -> str:
         return found.experiment_id
     try:
         return _retry(lambda: client.create_experiment(
-            name, artifact_location=DEFAULT_ARTIFACTS.as_uri()
+            name, artifact_location=(project_root() / ARTIFACTS).as_uri()
             if not os.environ.get("MLFLOW_TRACKING_URI") else None,
             # the UI then opens on the run list (model training), not the GenAI views
             tags={"mlflow.experimentKind": "custom_model_development"}))
@@ -337,16 +417,19 @@ def start_run(config: ExperimentConfig, stage: str = "train",
     runs = [r for r in _search(client, grid["experiment_id"], RUN_KEY_TAG, key)
             if r.data.tags.get(ROLE_TAG) == stage]
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    if finished:
-        yield Run(client, finished[0].info.run_id, key, reused=True)
+    orchestrator = orchestrator or _orchestrator()
+    if finished:  # the same result again: link this job to that run, log nothing twice
+        run = Run(client, finished[0].info.run_id, key, reused=True)
+        run.set_tags({"fas.reproduced_by": orchestrator})
+        yield run
         return
     tags = {
         ROLE_TAG: stage, RUN_KEY_TAG: key, "mlflow.parentRunId": grid["parent_run_id"],
         "dataset": experiment.dataset, "protocol": experiment.protocol,
         "fold": experiment.fold, "method": experiment.method, "variant": experiment.variant,
-        "seed": experiment.seed, "experiment": experiment.id, "git_commit": git_commit(),
-        "code_version": code_version(), "preset": config.preset,
-        "orchestrator": orchestrator or _orchestrator(),
+        "seed": experiment.seed, "experiment": experiment.id,
+        "code_version": code_version(), "preset": config.preset, "orchestrator": orchestrator,
+        **source_tags(f"fas {stage} --experiment {experiment.id}"),
     }
     if runs:
         run_id = runs[0].info.run_id
@@ -392,6 +475,8 @@ def run(args: argparse.Namespace) -> int:
         if done:
             print(f"fas track init: {done}", file=sys.stderr)
     receipt = init_grid(grid) if enabled() else {"tracking": "off", "grid_key": grid["key"]}
+    with resume_run(receipt.get("parent_run_id")) as parent:
+        parent.set_tags(source_tags("fas track init"))
     write_json(args.receipt, receipt)
     print(json.dumps(receipt, indent=2, sort_keys=True))
     return 0

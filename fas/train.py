@@ -14,20 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from functools import partial
 from pathlib import Path
-
-import pandas as pd
-import torch
 
 from fas import paths
 from fas.config import load_params
 from fas.experiment import ExperimentConfig, resolve
 from fas.io import atomic_path, write_json
-from fas.training.loop import Schedule, Trainer, TrainingDiverged, fit, seed_everything
-from fas.training.methods import METHODS
-from fas.training.samples import open_split, require_both_classes
-from fas.training.splits import SPLITS, data_modalities, read_splits
+from fas.lazy import lazy_import
+
+pd = lazy_import("pandas")
+torch = lazy_import("torch")
+loop = lazy_import("fas.training.loop")
+methods = lazy_import("fas.training.methods")
+split_samples = lazy_import("fas.training.samples")
+splits = lazy_import("fas.training.splits")
 
 
 def video_scores(frame_scores: pd.DataFrame) -> pd.DataFrame:
@@ -36,7 +38,7 @@ def video_scores(frame_scores: pd.DataFrame) -> pd.DataFrame:
     videos = grouped.agg(is_live=("is_live", "first"), pai=("pai", "first"),
                          score=("score", "mean"), n_frames=("score", "size")).reset_index()
     videos["n_frames"] = videos["n_frames"].astype("int32")
-    order = {s: i for i, s in enumerate(SPLITS)}
+    order = {s: i for i, s in enumerate(splits.SPLITS)}
     return videos.sort_values(["split", "video_id"], key=lambda c: c.map(order) if c.name == "split"
                               else c, ignore_index=True)[
         ["video_id", "split", "is_live", "pai", "score", "n_frames"]]
@@ -50,59 +52,145 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class Setup:
+    """What an experiment feeds its network, split by split: data, modalities, input preparation.
+
+    Training and `score` read it alike, so a network loaded back from MLflow
+    scores a split exactly as the training run did.
+    """
+
+    def __init__(self, config: ExperimentConfig, index_root: Path, cache_root: Path,
+                 device: torch.device):
+        experiment = config.experiment
+        self.config, self.method = config, methods.METHODS[experiment.method]
+        self.splits = splits.read_splits(index_root, experiment)
+        self.modalities, self.feeds = self.method.feeds(config.method, self.splits)
+        self.inputs = self.method.inputs(config, device)
+        self.cache_root, self.device = Path(cache_root), device
+        self.notes: list[str] = []
+
+    def samples(self, name: str, shuffle: bool):
+        experiment = self.config.experiment
+        return split_samples.open_split(
+            partial(self.method.samples, self.config), self.cache_root, self.splits[name],
+            splits.data_modalities(self.feeds[name]), int(self.config.method["input_size"]),
+            shuffle, experiment.seed, self.notes)
+
+    def trainer(self, model: torch.nn.Module) -> loop.Trainer:
+        return loop.Trainer(model, loop.Schedule.from_config(self.config.method),
+                            partial(self.method.prepare, self.inputs), self.feeds["train"][0],
+                            self.config.experiment.seed, self.device)
+
+    def split_table(self, name: str) -> pd.DataFrame:
+        """The videos of one split (dataset, video_id): what MLflow logs as its dataset."""
+        return pd.DataFrame([(dataset, video) for dataset, videos in self.splits[name].videos.items()
+                             for video in videos], columns=["dataset", "video_id"])
+
+
+def score(trainer: loop.Trainer, setup: Setup, names: tuple[str, ...] | None = None
+          ) -> pd.DataFrame:
+    """Per-sample P(live) of the trainer's network on the experiment's splits (default: all)."""
+    return pd.concat([trainer.score(setup.samples(name, shuffle=False), name, setup.feeds[name])
+                      for name in names or splits.SPLITS if name in setup.splits],
+                     ignore_index=True)
+
+
 def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: Path,
                      out_root: Path, scratch: Path, device: torch.device,
                      checkpoint_interval_s: float = 0.0) -> dict:
     """Train one experiment and write its score files; returns the receipt."""
     from fas import tracking
 
-    experiment, method = config.experiment, METHODS[config.experiment.method]
+    experiment = config.experiment
     key = tracking.run_key(config, stage="train")  # also fingerprints checkpoints
-    splits = read_splits(index_root, experiment)
-    modalities, feeds = method.feeds(config.method, splits)
-    notes: list[str] = []
-    seed_everything(experiment.seed)
-    model = method.build_model(config.method, config.pretrained, modalities)
-    inputs = method.inputs(config, device)
-    trainer = Trainer(model, Schedule.from_config(config.method), partial(method.prepare, inputs),
-                      feeds["train"][0], experiment.seed, device)
-    open_source = partial(method.samples, config)
-
-    def samples(name: str, shuffle: bool):
-        return open_split(open_source, cache_root, splits[name], data_modalities(feeds[name]),
-                          int(config.method["input_size"]), shuffle, experiment.seed, notes)
-
-    ordered = {name: samples(name, shuffle=False) for name in SPLITS if name in splits}
-    for name, dataset in ordered.items():
-        require_both_classes(dataset, name, experiment.id)
+    setup = Setup(config, index_root, cache_root, device)
+    loop.seed_everything(experiment.seed)
+    trainer = setup.trainer(setup.method.build_model(config.method, config.pretrained,
+                                                     setup.modalities))
+    ordered = {name: setup.samples(name, shuffle=False) for name in splits.SPLITS
+               if name in setup.splits}
+    for name, data in ordered.items():
+        split_samples.require_both_classes(data, name, experiment.id)
     out = Path(out_root) / experiment.path
     checkpoint_dir = paths.checkpoint_dir(experiment, scratch)
+    progress = EpochProgress(experiment.id, trainer.schedule.epochs)
     with tracking.start_run(config, stage="train") as run:
         run.set_tags({"device": device.type, "threads": torch.get_num_threads()})
         run.log_params(tracking.flatten(config.as_json()))
-        result = fit(trainer, samples("train", shuffle=True), ordered.get("dev"),
-                     feeds.get("dev", []), checkpoint_dir / "last.pt", key, log=run.log_metrics,
-                     checkpoint_interval_s=checkpoint_interval_s)
+        protocols = Path(index_root) / experiment.dataset / "protocols.parquet"
+        for name in setup.splits:
+            run.log_input(setup.split_table(name), f"{experiment.dataset}.{experiment.protocol}."
+                          f"f{experiment.fold}.{name}", protocols, context=name)
+
+        def log(figures: dict, epoch: int) -> None:
+            run.log_metrics(figures, step=epoch)
+            progress.update(figures, epoch)
+
+        with progress:
+            result = loop.fit(trainer, setup.samples("train", shuffle=True), ordered.get("dev"),
+                              setup.feeds.get("dev", []), checkpoint_dir / "last.pt", key,
+                              log=log, checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),
                       "selected_by": result["selected_by"]})
-        frames = pd.concat([trainer.score(dataset, name, feeds[name])
-                            for name, dataset in ordered.items()], ignore_index=True)
+        frames = pd.concat([trainer.score(data, name, setup.feeds[name])
+                            for name, data in ordered.items()], ignore_index=True)
         if frames["score"].isna().any():
-            raise TrainingDiverged(f"the selected model gives {int(frames['score'].isna().sum())} "
-                                   "NaN score(s)")
+            raise loop.TrainingDiverged(f"the selected model gives "
+                                        f"{int(frames['score'].isna().sum())} NaN score(s)")
         written = write_outputs(out, frames, result["history"], config.as_json())
         model_path = checkpoint_dir / "model.pt"
         with atomic_path(model_path) as tmp:
             torch.save(trainer.model.state_dict(), tmp)
         for path in [*written.values(), model_path]:
             run.log_artifact(path)
+        model_uri = run.log_model(trainer.model)
         receipt = {"run_id": run.id, "run_key": key, "experiment": experiment.id,
                    **{name: str(path) for name, path in written.items()},
                    "model": str(model_path), "selected_epoch": result["selected_epoch"],
                    "selected_by": result["selected_by"], "device": device.type,
-                   "train_modalities": modalities, "notes": notes}
+                   "train_modalities": setup.modalities, "notes": setup.notes}
+        if model_uri:
+            receipt["model_uri"] = model_uri
         write_json(out / "receipt.json", receipt)
         return receipt
+
+
+class EpochProgress:
+    """Epoch, loss, dev EER and time: a live bar on a terminal, one line per epoch in a log."""
+
+    def __init__(self, experiment_id: str, epochs: int, stream=None):
+        self.stream = stream or sys.stderr
+        self.experiment_id, self.epochs = experiment_id, epochs
+        self.tty = self.stream.isatty()
+        self.bar = None
+
+    def __enter__(self) -> "EpochProgress":
+        self.started = self.last = time.monotonic()
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.epochs, desc=f"train {self.experiment_id}", unit="epoch",
+                            file=self.stream)
+        return self
+
+    def update(self, figures: dict, epoch: int) -> None:
+        now = time.monotonic()
+        fields = {"loss": f"{figures['train/loss']:.4f}"}
+        if "dev/eer" in figures:
+            fields["dev EER"] = f"{100 * figures['dev/eer']:.2f}%"
+        fields["time"] = f"{now - self.last:.1f}s"
+        self.last = now
+        if self.bar is not None:
+            self.bar.n = epoch
+            self.bar.set_postfix(fields, refresh=True)
+        else:
+            print(f"train {self.experiment_id}: epoch {epoch}/{self.epochs} "
+                  + " ".join(f"{name} {value}" for name, value in fields.items()),
+                  file=self.stream, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def write_outputs(out: Path, frames: pd.DataFrame, history: list[dict], resolved: dict) -> dict:
@@ -144,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
                                    cache_root=args.cache_root, out_root=args.out,
                                    scratch=args.scratch, device=resolve_device(args.device),
                                    checkpoint_interval_s=args.checkpoint_interval)
-    except TrainingDiverged as error:
+    except loop.TrainingDiverged as error:
         print(f"fas train {config.id}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(receipt, indent=2, sort_keys=True))

@@ -46,9 +46,12 @@ class RecordedTracking:
             def set_tags(self, tags):
                 recorder.calls["tags"] = tags
 
-            def log_artifact(self, path):
+            def log_artifact(self, path, artifact_path=None):
                 recorder.calls["artifact"] = path
                 recorder.artifacts.append((run_id, Path(path).name))
+
+            def log_artifacts(self, folder, artifact_path=None):
+                recorder.artifacts.append((run_id, Path(folder).name))
 
         @contextmanager
         def run():

@@ -13,7 +13,8 @@ import yaml
 from fas import metrics
 from fas.cli import main
 from fas.config import ParamsError, load_params, validate_params
-from fas.experiment import resolve
+from fas.experiment import param_keys, resolve
+from fas.grid import Experiment
 from fas.training.loop import video_metrics
 
 RAW = yaml.safe_load(open("params.yaml"))
@@ -129,3 +130,53 @@ def test_a_dynamic_window_without_its_images_is_rejected():
         validate_params(params)
     params["dynamic"]["extra_windows"] = [16]
     assert validate_params(params)["methods"]["sdnet"]["variants"]["k16"] == {"dynamic_window": 16}
+
+
+def _leaves(node, path=()):
+    """Every (key path, value) of the scalars and lists of a params dict."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path, node
+
+
+# Where appending "x" would make params.yaml invalid: another valid value.
+VALID_CHANGE = {("preset",): "paper", ("evm", "preset"): "face2", ("evm", "cutoff_convention"): "nominal"}
+
+
+def _changed(path, value):
+    if path in VALID_CHANGE:
+        return VALID_CHANGE[path]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, list):
+        return [*value, value[-1] if value else 1]
+    return f"{value}x" if value is not None else "x"
+
+
+@pytest.mark.parametrize("experiment", [EXPERIMENT, "replay.grandtest.f1.motion.full.s0",
+                                        "msu.standard.f1.motion.no_magnification.s0"])
+def test_an_experiment_reads_exactly_its_param_keys(experiment):
+    """Changing any params.yaml value outside `param_keys` leaves the experiment's training
+    and evaluation settings alone; changing one inside changes them."""
+    params = load_params()
+    keys = param_keys(params, Experiment.parse(experiment))
+    base = resolve(params, experiment)
+    for path, value in _leaves(params):
+        if path[0] in ("grid", "seeds", "datasets"):  # which experiments exist, not what one reads
+            continue
+        dotted = ".".join(map(str, path))
+        changed = copy.deepcopy(params)
+        node = changed
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = _changed(path, value)
+        config = resolve(changed, experiment)
+        read = {"train": config.as_json() != base.as_json(),
+                "evaluate": dict(config.evaluate) != dict(base.evaluate)}
+        for stage, stage_keys in keys.items():
+            listed = any(dotted == k or dotted.startswith(f"{k}.") for k in stage_keys)
+            assert read[stage] == listed, f"{experiment} {stage}: {dotted}"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from fas import dag
-from fas.config import REPO_ROOT, load_params
+from fas.config import REPO_ROOT, load_params, read_params_file
 from fas.experiment import cross_sources
 from fas.grid import expand
 
@@ -19,8 +19,8 @@ BIN = Path(sys.executable).parent
 
 
 def test_committed_dvc_yaml_is_up_to_date():
-    assert (REPO_ROOT / "dvc.yaml").read_text() == dag.render_dvc_yaml(load_params()), \
-        "dvc.yaml is stale: run `fas dag dvc`"
+    assert (REPO_ROOT / "dvc.yaml").read_text() == dag.render_dvc_yaml(
+        load_params(), read_params_file()), "dvc.yaml is stale: run `fas dag dvc`"
 
 
 def test_every_experiment_has_train_and_evaluate_jobs():
@@ -57,7 +57,7 @@ def test_commands_quote_roots_holding_spaces_and_shell_metacharacters(tmp_path):
                     f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
     stub.chmod(0o755)
     jobs = [job for job in dag.jobs(params) if "--root" in job.cmd]
-    assert {job.stage for job in jobs} >= {"index", "extract", "align"}
+    assert {job.stage for job in jobs} >= {"index", "align"}
     for job in jobs:
         subprocess.run(["bash", "-c", f"{job.cmd} > /dev/null 2>&1"], check=True,
                        env={**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"})
@@ -120,14 +120,53 @@ def test_workflow_is_lint_clean_and_snakefmt_formatted():
 
 
 def test_commands_do_not_embed_parameter_values():
-    """A parameter change reruns jobs through DVC's params and Snakemake's fingerprint,
-    never by editing commands, so dvc.yaml only changes with the grid."""
-    params = load_params()
+    """A parameter change reruns jobs through the params DVC watches (dvc.lock), never by
+    editing commands, so dvc.yaml only changes with the grid."""
+    params, raw = load_params(), read_params_file()
     changed = load_params()
     changed["synth"]["scale"] = "tiny"
     changed["augment"]["rotation_deg"] = 5
     changed["dynamic"]["window"] = 4
-    assert dag.render_dvc_yaml(changed) == dag.render_dvc_yaml(params)
-    assert dag.fingerprint(changed, "synth") != dag.fingerprint(params, "synth")
-    assert dag.fingerprint(changed, "train") != dag.fingerprint(params, "train")
-    assert dag.fingerprint(changed, "extract") == dag.fingerprint(params, "extract")
+    assert dag.render_dvc_yaml(changed, raw) == dag.render_dvc_yaml(params, raw)
+
+
+def _watched(params: dict, name: str) -> list[str]:
+    return dag.dvc_stages(params, read_params_file())["stages"][name]["params"]
+
+
+def test_an_experiment_watches_only_its_own_parameters():
+    params = load_params()
+    sdnet, motion = _watched(params, "train-cefa.p1.f1.sdnet.full.s0"), \
+        _watched(params, "train-replay.grandtest.f1.motion.full.s0")
+    assert "presets.demo.sdnet" in sdnet and "methods.sdnet.variants.full" in sdnet
+    assert not any(key.startswith(("presets.demo.motion", "methods.motion", "methods.sdnet.variants.wobf",
+                                   "presets.paper", "evm", "evaluate")) for key in sdnet)
+    assert "evm.preset" in motion and "augment" not in motion  # magnifies; motion.augment is off
+    assert not any(key.startswith("evm") for key in
+                   _watched(params, "train-replay.grandtest.f1.motion.no_magnification.s0"))
+    assert "evaluate.table_apcer" not in _watched(params, "evaluate-cefa.p1.f1.sdnet.full.s0")
+    assert _watched(params, "report")[0] == "evaluate.table_apcer"
+
+
+def test_watched_keys_are_spelled_out_in_params_yaml():
+    """DVC reads params.yaml as written: a key only the schema's default fills in is watched
+    through its parent, and a dataset without its own entry through `default`."""
+    raw = read_params_file()
+    assert dag.dvc_params(["align.backend.default", "align.crop_size.default", "align.margin"], raw) \
+        == ["align.backend", "align.crop_size.default", "align.margin"]
+    assert dag.dvc_params(["methods.sdnet", "methods.sdnet.fusion"], raw) == ["methods.sdnet"]
+    params = load_params()
+    align = _watched(params, "align-cefa.0-of-2")
+    assert "align.backend.cefa" in align and "align.crop_size.default" in align
+    assert "align.crop_size.replay" in _watched(params, "align-replay.0-of-1")
+    assert "align.backend" in _watched(params, "align-msu.0-of-1")  # no entry: the default
+
+
+def test_metrics_and_plots_are_declared_for_dvc():
+    content = dag.dvc_stages(load_params(), read_params_file())
+    metrics = [m for stage in content["stages"].values() for m in stage.get("metrics", [])]
+    assert metrics == ["results/metrics.json"]  # one small summary, not a file per experiment
+    names = [next(iter(plot)) for plot in content["plots"]]
+    assert {"roc cefa.p1.sdnet.full", "det cefa.p1.sdnet.full", "training cefa.p1.sdnet.full"} <= set(names)
+    roc = next(plot for plot in content["plots"] if "roc cefa.p1.sdnet.full" in plot)
+    assert len(roc["roc cefa.p1.sdnet.full"]["y"]) == 3  # one curve per fold

@@ -104,7 +104,8 @@ def test_clips_are_consecutive_frames_of_the_colour_stream(cache):
 
 
 def test_extract_align_dynamic_then_load(tmp_path):
-    """The three stages chained through their commands, read back by both datasets."""
+    """The three stages chained through their commands, read back by both datasets; aligning
+    straight from the dataset writes the same static shard as aligning extracted frames."""
     from fas.cli import main as fas_main
     from preprocess_media import manifest_row, write_index, write_params, write_video
 
@@ -128,6 +129,10 @@ def test_extract_align_dynamic_then_load(tmp_path):
                          "--root", str(root), "--out", str(cache / f"static-{i}-of-2.parquet"), *shard]) == 0
         assert fas_main(["dynamic", "test", "--static", str(cache / f"static-{i}-of-2.parquet"),
                          "--out", str(cache / f"dynamic-{i}-of-2.parquet"), *shard]) == 0
+        in_memory = tmp_path / f"in-memory-{i}.parquet"  # the pipeline's way: no frames file
+        assert fas_main(["align", "test", "--index", str(index), "--root", str(root),
+                         "--out", str(in_memory), *shard]) == 0
+        assert in_memory.read_bytes() == (cache / f"static-{i}-of-2.parquet").read_bytes()
     samples = list(SDNetSamples(cache, None, ["color"], shuffle=True, seed=0))
     assert sorted((s["video_id"], s["index"]) for s in samples) == [
         (v, i) for v in ("a", "b") for i in range(4)]

@@ -1,12 +1,16 @@
 """The whole DAG on tiny synthetic data, run by Snakemake and by DVC in copies of the project.
 
-Covers: both orchestrators finish and agree, a second run does nothing, a
-parameter change reruns exactly the dependent stages, a killed run resumes to
-identical results, and every experiment is in MLflow (REST API and UI).
+Covers: both orchestrators finish and agree; each finds nothing to do after the
+other (dvc.lock is their shared record); a parameter change reruns exactly the
+jobs that read it, in either tool; a killed run resumes to identical results;
+DVC experiments compare by their summary metrics; every experiment is in
+MLflow (REST API and UI), and a model loaded back from MLflow scores as
+training did. Wall times of the bookkeeping steps are printed (`pytest -s`).
 """
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,31 +18,65 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from fas.config import load_params
-from fas.grid import expand
-from fixtures.tiny_project import (BIN, assert_every_output, assert_one_run_per_experiment, env,
-                                   free_port, make_project, metrics_of, run, tiny_params)
+from fas.grid import Experiment, expand
+from fixtures.tiny_project import (BIN, TINY_GRID, assert_every_output,
+                                   assert_one_run_per_experiment, env, free_port, git_commit,
+                                   make_project, metrics_of, run, timed, tiny_params)
 
 pytestmark = pytest.mark.slow
 
+SDNET_JOBS = {f"{stage}-cefa.p1.f1.sdnet.{variant}.s0" for stage in ("train", "evaluate")
+              for variant in ("full", "wobf")} | {"report"}
 
-def planned_rules(folder: Path) -> set[str]:
+def planned(folder: Path) -> dict[str, int]:
+    """Rule -> number of jobs `snakemake -n` plans."""
     dry = run(folder, "snakemake", "-n", "--quiet", "rules")
-    names = set()
+    counts = {}
     for line in dry.stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            names.add(parts[0])
-    return names
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def planned_rules(folder: Path) -> set[str]:
+    return set(planned(folder))
+
+
+def nothing_to_do(folder: Path) -> bool:
+    done, _ = timed(folder, "snakemake", "-n")
+    return "Nothing to be done" in done.stdout + done.stderr
+
+
+def dvc_ran(output: str) -> set[str]:
+    """Stages `dvc repro` ran (or restored from its run cache)."""
+    return set(re.findall(r"(?:Running stage|Stage) '([^']+)'(?::| is cached)", output))
+
+
+def set_param(folder: Path, change) -> None:
+    params = load_params(folder / "params.yaml")
+    change(params)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def sdnet_epochs(epochs: int):
+    return lambda params: params["presets"]["demo"]["sdnet"].update(epochs=epochs)
+
+
+def sdnet_lr(lr: float):
+    """An SD-Net parameter whose change retrains at the same cost (epochs would add time)."""
+    return lambda params: params["presets"]["demo"]["sdnet"].update(lr=lr)
 
 
 @pytest.fixture(scope="module")
 def snakemake_project(tmp_path_factory):
     folder = make_project(tmp_path_factory.mktemp("snakemake"), tiny_params())
-    run(folder, "snakemake", "-j2")
+    timed(folder, "snakemake", "-j2")
     return folder
 
 
@@ -52,18 +90,18 @@ def test_a_root_with_spaces_and_shell_metacharacters_under_both_orchestrators(tm
     params["datasets"]["replay"]["root"] = str(root)
     params["grid"] = [block for block in TINY_GRID if block["dataset"] == "replay"]
     folder = make_project(base / "project dir", params)
-    target = "data/cache/replay/static-0-of-1.parquet"  # index, extract, align read the root
+    target = "data/cache/replay/static-0-of-1.parquet"  # index and align read the root
     run(folder, "snakemake", "-j2", target)
     built = (folder / target).read_bytes()
-    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
-    run(folder, "dvc", "init", "-q", "-f")
     run(folder, "dvc", "repro", "--force", "align-replay.0-of-1")
     assert (folder / target).read_bytes() == built and not trap.exists()
 
 
 def test_snakemake_builds_every_output(snakemake_project):
     assert_every_output(snakemake_project)
-    assert not list(snakemake_project.glob("data/frames/*/*.parquet")), "frames are temporary"
+    assert not (snakemake_project / "data/frames").exists(), "frames stay inside alignment"
+    summary = json.loads((snakemake_project / "results/metrics.json").read_text())
+    assert summary["cefa_protocols"]["P1 mean"]["acer"] >= 0
 
 
 def test_second_snakemake_run_does_nothing(snakemake_project):
@@ -71,19 +109,36 @@ def test_second_snakemake_run_does_nothing(snakemake_project):
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
+def test_snakemake_report_shows_tables_plots_and_headline_numbers(snakemake_project):
+    timed(snakemake_project, "snakemake", "--report", "report.html")
+    html = (snakemake_project / "report.html").read_text()
+    for shown in ("cefa_protocols.tex", "cefa/p1/f1/sdnet/full/s0/roc", "metrics.json", "index.md"):
+        assert shown in html
+
+
+def test_after_snakemake_dvc_finds_everything_up_to_date(snakemake_project):
+    """Snakemake recorded what it built in dvc.lock."""
+    status, _ = timed(snakemake_project, "dvc", "status")
+    assert "up to date" in status.stdout
+    repro, _ = timed(snakemake_project, "dvc", "repro")
+    assert not dvc_ran(repro.stdout) and "up to date" in repro.stdout
+
+
 def test_training_parameter_reruns_only_training_and_after(snakemake_project):
-    params = load_params(snakemake_project / "params.yaml")
     original = (snakemake_project / "params.yaml").read_text()
     try:
-        params["augment"]["rotation_deg"] = 10
-        (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        assert planned_rules(snakemake_project) == {"train", "evaluate", "report", "default"}
-        params["dynamic"]["window"] = 4
-        (snakemake_project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        set_param(snakemake_project, sdnet_epochs(3))  # SD-Net's own: motion is left alone
+        assert planned(snakemake_project) == {"train": 2, "evaluate": 2, "report": 1,
+                                              "default": 1}
+        set_param(snakemake_project, lambda p: p["augment"].update(rotation_deg=10))
+        assert planned(snakemake_project) == {"train": 2, "evaluate": 2, "report": 1,
+                                              "default": 1}  # motion does not augment
+        set_param(snakemake_project, lambda p: p["dynamic"].update(window=4))
         assert planned_rules(snakemake_project) == {"dynamic", "train", "evaluate", "report",
                                                     "default"}
     finally:
         (snakemake_project / "params.yaml").write_text(original)
+    assert nothing_to_do(snakemake_project)  # the plans above changed nothing
 
 
 def test_killed_training_resumes_to_identical_results(snakemake_project):
@@ -190,8 +245,57 @@ def test_kills_at_every_stage_are_survived_by_the_plain_command(snakemake_projec
 
 
 def test_every_experiment_is_in_mlflow(snakemake_project):
-    assert_one_run_per_experiment(snakemake_project, f"sqlite:///{snakemake_project / 'mlflow.db'}",
-                                  orchestrator="snakemake")
+    """One finished run per experiment under the grid's run, with MLflow's standard tags,
+    its splits as datasets; the grid's run holds the summary metrics and the report."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{snakemake_project / 'mlflow.db'}"
+    children = assert_one_run_per_experiment(snakemake_project, uri, orchestrator="snakemake")
+    client = MlflowClient(tracking_uri=uri)
+    (grid,) = client.search_runs([client.get_experiment_by_name("fas").experiment_id],
+                                 filter_string="tags.`fas.role` = 'grid'")
+    head = run(snakemake_project, "git", "rev-parse", "HEAD").stdout.strip()
+    for child in children.values():
+        tags = child.data.tags
+        assert tags["mlflow.source.git.commit"] == head and tags["mlflow.user"]
+        assert tags["mlflow.source.name"] == f"fas train --experiment {tags['experiment']}"
+        experiment = Experiment.parse(tags["experiment"])
+        inputs = {i.dataset.name: i for i in child.inputs.dataset_inputs}
+        split = f"{experiment.dataset}.{experiment.protocol}.f{experiment.fold}.test"
+        assert split in inputs and inputs[split].dataset.digest
+        assert {t.value for t in inputs[split].tags} == {"test"}
+    assert grid.data.tags["mlflow.source.git.commit"] == head
+    summary = json.loads((snakemake_project / "results/metrics.json").read_text())
+    assert grid.data.metrics["cefa_protocols/P1 mean/acer"] == summary["cefa_protocols"]["P1 mean"]["acer"]
+    logged = {a.path for a in client.list_artifacts(grid.info.run_id)}
+    assert {"index.md", "metrics.json", "tables"} <= logged
+
+
+def test_logged_model_scores_a_video_as_training_did(snakemake_project, one_thread):
+    """The network MLflow holds, loaded back, gives the training run's scores exactly."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    from fas.experiment import resolve
+    from fas.train import Setup, score, video_scores
+
+    experiment = Experiment.parse("cefa.p1.f1.sdnet.full.s0")
+    train_dir = snakemake_project / "results/train" / experiment.path
+    receipt = json.loads((train_dir / "receipt.json").read_text())
+    mlflow.set_tracking_uri(f"sqlite:///{snakemake_project / 'mlflow.db'}")
+    model = mlflow.pytorch.load_model(receipt["model_uri"])
+    config = resolve(load_params(snakemake_project / "params.yaml"), experiment)
+    setup = Setup(config, snakemake_project / "data/index", snakemake_project / "data/cache",
+                  torch.device("cpu"))
+    frames = score(setup.trainer(model), setup, names=("test",))
+    trained = pd.read_parquet(train_dir / "frame_scores.parquet")
+    trained = trained[trained["split"] == "test"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(frames, trained, check_exact=True)
+    video = trained["video_id"].iloc[0]
+    scores = pd.read_parquet(train_dir / "scores.parquet").set_index(["split", "video_id"])
+    assert video_scores(frames).set_index(["split", "video_id"]).loc[("test", video), "score"] \
+        == scores.loc[("test", video), "score"]
 
 
 def test_mlflow_server_lists_every_run_and_ui_renders(snakemake_project, tmp_path):
@@ -245,18 +349,63 @@ def test_mlflow_server_lists_every_run_and_ui_renders(snakemake_project, tmp_pat
         server.wait(timeout=30)
 
 
-def test_dvc_reproduces_the_same_metrics_and_reruns_only_dependents(snakemake_project,
-                                                                     tmp_path_factory):
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory):
     folder = make_project(tmp_path_factory.mktemp("dvc"), tiny_params())
-    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
-    run(folder, "dvc", "init", "-q", "-f")
-    run(folder, "dvc", "repro")
-    assert metrics_of(folder) == metrics_of(snakemake_project)
-    assert "up to date" in run(folder, "dvc", "repro").stdout
-    params = load_params(folder / "params.yaml")
-    params["augment"]["rotation_deg"] = 10
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    rerun = run(folder, "dvc", "repro").stdout
-    ran = {line.split("'")[1].split("-")[0] for line in rerun.splitlines()
-           if line.startswith("Running stage")}
-    assert ran == {"train", "evaluate", "report"}
+    timed(folder, "dvc", "repro")
+    return folder
+
+
+def test_dvc_reproduces_the_same_metrics_and_snakemake_agrees(dvc_project, snakemake_project):
+    assert metrics_of(dvc_project) == metrics_of(snakemake_project)
+    repro, _ = timed(dvc_project, "dvc", "repro")
+    assert "up to date" in repro.stdout and not dvc_ran(repro.stdout)
+    assert nothing_to_do(dvc_project)  # what DVC built, Snakemake takes as built
+
+
+def test_snakemake_after_a_parameter_change_then_dvc_agrees(dvc_project):
+    set_param(dvc_project, sdnet_lr(0.002))
+    assert planned(dvc_project) == {"train": 2, "evaluate": 2, "report": 1, "default": 1}
+    timed(dvc_project, "snakemake", "-j2")
+    status, _ = timed(dvc_project, "dvc", "status")
+    assert "up to date" in status.stdout
+
+
+def test_a_dvc_rerun_of_an_experiment_reuses_its_mlflow_run(dvc_project):
+    from mlflow.tracking import MlflowClient
+
+    experiment = Experiment.parse("replay.grandtest.f1.motion.full.s0")
+    receipt = dvc_project / "results/train" / experiment.path / "receipt.json"
+    before = receipt.read_text()
+    repro = run(dvc_project, "dvc", "repro", "--force", "--single-item",
+                f"train-{experiment.id}").stdout
+    assert dvc_ran(repro) == {f"train-{experiment.id}"}
+    assert receipt.read_text() == before  # the same run and model: nothing after it reruns
+    assert not dvc_ran(run(dvc_project, "dvc", "repro").stdout)
+    client = MlflowClient(tracking_uri=f"sqlite:///{dvc_project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("fas").experiment_id],
+                              filter_string=f"tags.experiment = '{experiment.id}'")
+    assert len(runs) == 1 and runs[0].info.run_id == json.loads(before)["run_id"]
+    assert runs[0].data.tags["fas.reproduced_by"] == "dvc"
+
+
+def test_dvc_after_a_parameter_change_then_snakemake_agrees_and_experiments_compare(
+        snakemake_project):
+    """The flow of the project: snakemake builds, a parameter changes, dvc repro reruns
+    exactly what reads it, Snakemake has nothing left to do, and DVC compares the runs."""
+    git_commit(snakemake_project, "the grid as Snakemake built it")  # dvc.lock: the baseline
+    set_param(snakemake_project, sdnet_lr(0.004))
+    repro, _ = timed(snakemake_project, "dvc", "repro")
+    assert dvc_ran(repro.stdout) == SDNET_JOBS
+    assert nothing_to_do(snakemake_project)
+    run(snakemake_project, "dvc", "exp", "save", "--name", "sdnet-lr-0.004")
+    shown, _ = timed(snakemake_project, "dvc", "exp", "show", "--json")
+    rows = {row["name"] or row["rev"]: row for row in json.loads(shown.stdout)}
+    experiments = [e for row in rows.values() for e in row.get("experiments") or []]
+    assert [e["name"] for e in experiments] == ["sdnet-lr-0.004"]
+    for state in [*rows.values(), *(e["revs"][0] for e in experiments)]:
+        metrics = state["data"]["metrics"]["results/metrics.json"]["data"]
+        assert "acer" in metrics["cefa_protocols"]["P1 mean"]
+    diff, _ = timed(snakemake_project, "dvc", "metrics", "diff", "HEAD", "--all", "--json")
+    change = json.loads(diff.stdout)["results/metrics.json"]["cefa_protocols.P1 mean.acer"]
+    assert {"old", "new"} <= set(change)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fas import report
+from fas import report, tracking
 from fas.cli import main
 from fas.config import load_params
 from fas.grid import Experiment, expand
@@ -143,6 +143,10 @@ def test_plots_are_written_linked_and_stable(produced, monkeypatch):
     one = plots / "cefa/p1/f1/sdnet/full/s0"
     assert {p.name for p in one.iterdir()} == {"roc.png", "det.png", "hist.png", "curves.png"}
     assert (plots / "groups/cefa.p1.sdnet.full.roc.png").exists()
+    roc = (plots / "data/cefa/p1/f1/sdnet/full/s0/roc.csv").read_text().splitlines()
+    det = (plots / "data/cefa/p1/f1/sdnet/full/s0/det.csv").read_text().splitlines()
+    assert roc[0] == "fpr,tpr" and roc[1] == "0,0" and roc[-1] == "1,1"  # the data of `dvc plots`
+    assert det[0] == "apcer,bpcer,apcer_probit,bpcer_probit"
     index = (tmp_path / "with_plots/index.md").read_text()
     assert "plots/cefa/p1/f1/sdnet/full/s0/det.png" in index
     before = {p: p.read_bytes() for p in plots.rglob("*.png")}
@@ -225,6 +229,36 @@ def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
     rows = parse_rows(tex)
     assert rows["PSMM-Net (static)"][3:6] == ["2.00", "0.4", "+1.60"]  # ACER ours, paper, difference
     assert rows["PSMM-Net (static)"][0] == "missing"  # no TPR@FPR in this payload
+
+
+def test_headline_metrics_summarise_each_table(produced):
+    """results/metrics.json: each table's summary rows in percent, what `dvc exp show` compares."""
+    tmp_path, _ = produced
+    summary = json.loads((tmp_path / "results/metrics.json").read_text())
+    cells = json.loads((tmp_path / "results/tables/cefa_protocols.cells.json").read_text())["cells"]
+    (p1,) = [c for c in cells if c["row"] == "P1 mean" and c["metric"] == "acer"]
+    assert summary["cefa_protocols"]["P1 mean"]["acer"] == round(p1["mean_percent"], 4)
+    assert "1_1" not in summary["cefa_protocols"]  # per-fold rows stay in the tables
+    assert set(summary["motion_intra"]["MSU-MFSD"]) == {"eer", "hter", "acer"}
+    columns = [m for rows in summary.values() for values in rows.values() for m in values]
+    assert len(columns) < 40
+
+
+def test_grid_run_gets_the_headline_numbers_and_the_tables(produced, recorded_tracking):
+    tmp_path, _ = produced
+    receipt = tmp_path / "grid.json"
+    receipt.write_text(json.dumps({"parent_run_id": "grid-run"}))
+    summary = json.loads((tmp_path / "results/metrics.json").read_text())
+    report.log_to_grid_run(receipt, summary, tmp_path / "results")
+    assert recorded_tracking.calls["run_id"] == "grid-run"
+    assert recorded_tracking.calls["metrics"]["cefa_protocols/P1 mean/acer"] == \
+        summary["cefa_protocols"]["P1 mean"]["acer"]
+    marked = [f"{table}/{row}/acer" for table, rows in summary.items() for row in rows
+              if "(" in row or "+" in row]
+    assert marked, "no row label MLflow would refuse: the test checks nothing"
+    for name in marked:  # characters MLflow refuses become '_'; no row is dropped
+        assert tracking.metric_name(name) in recorded_tracking.calls["metrics"]
+    assert [name for _, name in recorded_tracking.artifacts] == ["index.md", "metrics.json", "tables"]
 
 
 def test_plots_are_logged_to_training_runs(tmp_path, recorded_tracking):

@@ -1,4 +1,4 @@
-"""The tiny grid through a real Slurm cluster with `snakemake --profile workflow/profiles/slurm`.
+"""The tiny grid through a real Slurm cluster with `snakemake --workflow-profile profiles/slurm`.
 
 Needs running slurmctld and slurmd with an idle node (ci/slurm/up.sh, which
 .ci/run calls first); skipped, with the reason, only where there is none.
@@ -56,7 +56,7 @@ def test_slurm_runs_the_tiny_grid_and_resubmits_a_cancelled_training(tmp_path):
     started = time.perf_counter()
     with open(log_path, "w") as log:
         snakemake = subprocess.Popen(
-            ["snakemake", "--profile", "workflow/profiles/slurm", *CLUSTER_ARGS], cwd=folder,
+            ["snakemake", "--workflow-profile", "profiles/slurm", *CLUSTER_ARGS], cwd=folder,
             env=env(folder), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         cancelled = None

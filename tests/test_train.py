@@ -293,11 +293,9 @@ def test_dev_metrics_on_known_scores():
 
 
 def test_checkpoint_interval_limits_saves_to_the_last_epoch(toy, monkeypatch):
-    import fas.train
-
     saved = []
     real_save = torch.save
-    monkeypatch.setattr(fas.train.torch, "save", lambda obj, path: (saved.append(obj), real_save(obj, path)))
+    monkeypatch.setattr(torch, "save", lambda obj, path: (saved.append(obj), real_save(obj, path)))
     params = tiny_params(toy, epochs=2)
     common = ["train", "--experiment", "toy.nodev.f1.sdnet.static_only.s0", "--params", str(params),
               "--device", "cpu", "--index-root", str(toy / "index"), "--cache-root", str(toy / "cache"),
@@ -382,9 +380,9 @@ def test_paper_preset_sdnet_trains_and_scores(tmp_path, variant):
 @pytest.mark.slow
 def test_paper_preset_motion_trains_and_scores(tmp_path):
     write_tiny_cache(tmp_path / "cache", "a", videos("a", 2))
-    write_tiny_cache(tmp_path / "cache", "b", videos("b", 1), seed=1)
+    write_tiny_cache(tmp_path / "cache", "b", videos("b", 2), seed=1)  # a live and an attack
     rows = ([("a", "a_to_b", 1, "train", v, None, None) for v, _ in videos("a", 2)]
-            + [("b", "a_to_b", 1, "test", v, None, None) for v, _ in videos("b", 1)])
+            + [("b", "a_to_b", 1, "test", v, None, None) for v, _ in videos("b", 2)])
     write_protocols(tmp_path / "index", "cross", rows)
     params = paper_params(tmp_path, "motion", batch_size=1)  # 2 videos x one 16-frame clip: two steps
     experiment = "cross.a_to_b.f1.motion.full.s0"

@@ -5,7 +5,7 @@
 # starts munged, slurmctld and slurmd, and waits until `sinfo` shows the node
 # idle. Run as root; running it again restarts only what changed.
 #
-#   ci/slurm/up.sh            # then: sinfo, sbatch, snakemake --profile workflow/profiles/slurm
+#   ci/slurm/up.sh            # then: sinfo, sbatch, snakemake --workflow-profile profiles/slurm
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 wait_s=${SLURM_UP_TIMEOUT:-90}

@@ -3,12 +3,12 @@ rule align:
         from_job(align_output, "deps"),
     output:
         static=paths.cache_shard("{dataset}", "static", Shard.PATTERN),
+        built=touch(paths.built_stamp("align", "{dataset}.{shard}")),
     log:
         paths.job_log("align", "{dataset}.{shard}"),
     conda:
         "../envs/fas.yaml"
     params:
         cmd=from_job(align_output, "cmd"),
-        fingerprint=from_job(align_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

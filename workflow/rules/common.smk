@@ -1,9 +1,14 @@
-# Helpers shared by the rules: every input, command and fingerprint comes from fas.dag.
+# Helpers shared by the rules: every input and command comes from fas.dag; what is out
+# of date comes from dvc.lock, the record DVC and Snakemake share (fas.lock).
 
 import shutil
+import sys
 from pathlib import Path
 
-from fas import dag, paths
+from snakemake.settings.enums import RerunTrigger
+
+from fas import dag, lock, paths
+from fas.config import DEFAULT_PARAMS, read_params_file
 from fas.grid import Experiment, expand
 from fas.paths import EXPERIMENT_PATTERN, Shard
 
@@ -11,7 +16,10 @@ from fas.paths import EXPERIMENT_PATTERN, Shard
 shell.prefix("export FAS_ORCHESTRATOR=snakemake; ")
 
 EXPERIMENTS = expand(config)
-JOBS = {out: job for job in dag.jobs(config) for out in job.outs}
+ALL_JOBS = dag.jobs(config)
+JOBS = {out: job for job in ALL_JOBS for out in job.outs}
+# Every rule's `built` output: present exactly when dvc.lock records the job as built.
+STAMPS = {job.name: paths.built_stamp(job.stage, job.key) for job in ALL_JOBS}
 DATASETS = sorted({*dag.needed_datasets(config), *(e.dataset for e in EXPERIMENTS)})
 METHODS = sorted({e.method for e in EXPERIMENTS})
 # A training job holds the GPU where there is one (the profile offers `gpu: 1`);
@@ -45,19 +53,56 @@ def experiment_of(wildcards):
     )
 
 
-# Params are functions of the wildcards only: Snakemake leaves params computed
-# from outputs out of its rerun-on-params-change check.
+def stamps_up_to(outputs):
+    """The built stamps of the jobs writing `outputs` and of every job before them.
+
+    Targets ask for them: a job whose stamp is missing (dvc.lock finds it out of
+    date) then runs again, with everything after it, even where its outputs exist.
+    """
+    wanted, queue = set(), [Path(out).as_posix() for out in outputs]
+    while queue:
+        found = JOBS.get(queue.pop())
+        if found is not None and found.name not in wanted:
+            wanted.add(found.name)
+            queue += found.deps
+    return sorted(STAMPS[name].as_posix() for name in wanted)
+
+
 def from_job(locate, field):
     """A named function of the wildcards giving one field of the rule's fas.dag job."""
 
     def get(wildcards):
-        found = job(locate(wildcards))
-        if field == "fingerprint":
-            return dag.fingerprint(config, found.stage)
-        return getattr(found, field)
+        return getattr(job(locate(wildcards)), field)
 
     get.__name__ = f"{locate.__name__}_{field}"
     return get
+
+
+def warn_if_mtime_triggers():
+    """Modification times would undo the content-based decisions of dvc.lock."""
+    if RerunTrigger.MTIME in workflow.rerun_triggers:
+        print(
+            "fas: warning: the mtime rerun trigger is on (no profile?): jobs DVC built may "
+            "run again; use the default profile or --rerun-triggers params input code",
+            file=sys.stderr,
+        )
+
+
+def record_in_dvc_lock():
+    """Commit the jobs this run built to dvc.lock, so `dvc repro` has nothing to redo."""
+    if workflow.is_main_process and not workflow.dryrun:
+        lock.record_built(STAMPS, STAMPED)
+
+
+def sync_with_dvc():
+    """dvc.yaml as params.yaml has it; the jobs dvc.lock does not record as built unstamped."""
+    if dag.refresh_dvc_yaml(config, read_params_file(DEFAULT_PARAMS)):
+        print("fas: dvc.yaml rewritten from params.yaml (fas dag dvc)", file=sys.stderr)
+    return lock.sync_stamps(STAMPS)
+
+
+# Before Snakemake plans (once, in the main process).
+STAMPED = sync_with_dvc() if workflow.is_main_process else {}
 
 
 def print_failure_summary(log_path):
@@ -84,10 +129,6 @@ def synth_output(wildcards):
 
 def index_output(wildcards):
     return paths.index_outputs(wildcards.dataset)[0]
-
-
-def extract_output(wildcards):
-    return paths.frames_shard(wildcards.dataset, wildcards.shard)
 
 
 def align_output(wildcards):

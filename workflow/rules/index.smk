@@ -5,12 +5,12 @@ rule index:
         manifest=paths.index_outputs("{dataset}")[0],
         protocols=paths.index_outputs("{dataset}")[1],
         skipped=paths.index_outputs("{dataset}")[2],
+        built=touch(paths.built_stamp("index", "{dataset}")),
     log:
         paths.job_log("index", "{dataset}"),
     conda:
         "../envs/fas.yaml"
     params:
         cmd=from_job(index_output, "cmd"),
-        fingerprint=from_job(index_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

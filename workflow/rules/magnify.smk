@@ -3,12 +3,12 @@ rule magnify:
         from_job(magnify_output, "deps"),
     output:
         magnified=paths.cache_shard("{dataset}", "magnified", Shard.PATTERN),
+        built=touch(paths.built_stamp("magnify", "{dataset}.{shard}")),
     log:
         paths.job_log("magnify", "{dataset}.{shard}"),
     conda:
         "../envs/fas.yaml"
     params:
         cmd=from_job(magnify_output, "cmd"),
-        fingerprint=from_job(magnify_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

@@ -6,6 +6,7 @@ rule train:
         frame_scores=paths.train_outputs(EXPERIMENT_PATTERN)[1],
         history=paths.train_outputs(EXPERIMENT_PATTERN)[2],
         receipt=paths.train_outputs(EXPERIMENT_PATTERN)[3],
+        built=touch(paths.built_stamp("train", EXPERIMENT_PATTERN.id)),
     log:
         paths.job_log("train", EXPERIMENT_PATTERN.id),
     conda:
@@ -14,6 +15,5 @@ rule train:
         gpu=TRAIN_GPUS,
     params:
         cmd=from_job(train_output, "cmd"),
-        fingerprint=from_job(train_output, "fingerprint"),
     shell:
         "{params.cmd} > {log} 2>&1"

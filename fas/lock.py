@@ -1,0 +1,86 @@
+"""dvc.lock, the one record of what is built: DVC and Snakemake both read and write it.
+
+DVC records every stage it runs in dvc.lock: the md5 of its dependencies and
+outputs and the values of the params.yaml keys it reads. Snakemake runs the
+same jobs (`fas.dag`) and keeps to the same record:
+
+- before it plans, `sync_stamps` asks DVC which stages are out of date and
+  removes their *built stamp*, a Snakemake-only output of every rule
+  (`paths.built_stamp`), and stamps the stages DVC finds up to date;
+- when it ends, `record_built` commits the jobs it ran to dvc.lock, as
+  `dvc repro` would have.
+
+Both tools therefore decide by content and parameters, never by modification
+times: after either one, the other has nothing to do.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import chdir, contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+
+@contextmanager
+def dvc_project(root: str | Path = ".") -> Iterator:
+    """The DVC project at `root`, worked on from there (stage names are relative to it);
+    without git when the folder is not a git checkout."""
+    from dvc.repo import Repo
+    from dvc.scm import NoSCMError
+
+    with chdir(root):
+        try:
+            repo = Repo(".")
+        except NoSCMError:
+            repo = Repo(".", config={"core": {"no_scm": True}})
+        with repo:
+            yield repo
+
+
+def built_stages(root: str | Path = ".") -> set[str]:
+    """Stages whose dvc.lock entry matches their dependencies, params and outputs."""
+    with dvc_project(root) as repo:
+        changed = set(repo.status())
+        return {stage.addressing for stage in repo.index.stages} - changed
+
+
+def commit(stages: list[str], root: str | Path = ".") -> None:
+    """Record stages in dvc.lock as they are now (`dvc commit --force`)."""
+    with dvc_project(root) as repo:
+        for stage in stages:
+            repo.commit(stage, force=True)
+
+
+def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".") -> dict[str, int | None]:
+    """Stamp the stages dvc.lock records as built, unstamp the others; returns the stamps' mtimes.
+
+    `stamps`: stage name -> its built stamp. Snakemake then runs exactly the
+    jobs without a stamp (and those that depend on them).
+    """
+    built = built_stages(root)
+    for stage, stamp in stamps.items():
+        if stage not in built:
+            stamp.unlink(missing_ok=True)
+        else:  # touched even when present: never older than outputs DVC rebuilt since
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
+    return {stage: _mtime(stamp) for stage, stamp in stamps.items()}
+
+
+def record_built(stamps: Mapping[str, Path], before: Mapping[str, int | None],
+                 root: str | Path = ".") -> list[str]:
+    """Commit to dvc.lock the stages whose stamp Snakemake wrote since `sync_stamps` (`before`)."""
+    built = [stage for stage, stamp in stamps.items()
+             if (mtime := _mtime(stamp)) is not None and mtime != before.get(stage)]
+    if built:
+        print(f"fas: recording {len(built)} job(s) in dvc.lock", file=sys.stderr)
+        commit(built, root)
+    return built
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None

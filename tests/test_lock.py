@@ -1,0 +1,61 @@
+"""fas.lock on a two-stage DVC project: stamps follow dvc.lock, and what was built is recorded."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fas import lock
+
+BIN = Path(sys.executable).parent
+WRITE = ("import sys, yaml; key, out = sys.argv[1:]; "
+         "open(out, 'w').write(str(yaml.safe_load(open('params.yaml'))[key]))")
+
+
+def _run(folder: Path, *command: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run(command, cwd=folder, env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture()
+def project(tmp_path):
+    """`one` writes param a, `two` reads one's output and param b; built by dvc repro."""
+    (tmp_path / "params.yaml").write_text("a: 1\nb: 2\n")
+    (tmp_path / "write.py").write_text(WRITE)
+    stages = {"one": {"cmd": f"{sys.executable} write.py a one.txt", "deps": ["write.py"],
+                      "params": ["a"], "outs": ["one.txt"]},
+              "two": {"cmd": f"{sys.executable} write.py b two.txt", "deps": ["one.txt"],
+                      "params": ["b"], "outs": ["two.txt"]}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    _run(tmp_path, "git", "init", "-q")
+    _run(tmp_path, "dvc", "init", "-q")
+    _run(tmp_path, "dvc", "repro")
+    return tmp_path
+
+
+def stamps(folder: Path) -> dict[str, Path]:
+    return {name: folder / "stamps" / name for name in ("one", "two")}
+
+
+def test_stamps_follow_what_dvc_lock_records(project):
+    assert lock.built_stages(project) == {"one", "two"}
+    lock.sync_stamps(stamps(project), project)
+    assert all(stamp.exists() for stamp in stamps(project).values())
+    (project / "params.yaml").write_text("a: 1\nb: 3\n")  # only `two` reads b
+    lock.sync_stamps(stamps(project), project)
+    assert stamps(project)["one"].exists() and not stamps(project)["two"].exists()
+
+
+def test_what_another_tool_built_is_recorded_and_nothing_else(project):
+    (project / "params.yaml").write_text("a: 1\nb: 3\n")
+    before = lock.sync_stamps(stamps(project), project)
+    _run(project, sys.executable, "write.py", "b", "two.txt")  # as Snakemake would run it
+    stamps(project)["two"].touch()
+    assert lock.record_built(stamps(project), before, project) == ["two"]
+    assert "up to date" in _run(project, "dvc", "status")
+    assert lock.record_built(stamps(project), lock.sync_stamps(stamps(project), project),
+                             project) == []
