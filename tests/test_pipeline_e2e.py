@@ -101,7 +101,7 @@ def test_snakemake_builds_every_output(snakemake_project):
     assert_every_output(snakemake_project)
     assert not (snakemake_project / "data/frames").exists(), "frames stay inside alignment"
     summary = json.loads((snakemake_project / "results/metrics.json").read_text())
-    assert summary["cefa_protocols"]["P1 mean"]["acer"] >= 0
+    assert summary["cefa_protocols_arxiv"]["P1 mean"]["acer"] >= 0
 
 
 def test_second_snakemake_run_does_nothing(snakemake_project):
@@ -112,7 +112,7 @@ def test_second_snakemake_run_does_nothing(snakemake_project):
 def test_snakemake_report_shows_tables_plots_and_headline_numbers(snakemake_project):
     timed(snakemake_project, "snakemake", "--report", "report.html")
     html = (snakemake_project / "report.html").read_text()
-    for shown in ("cefa_protocols.tex", "cefa/p1/f1/sdnet/full/s0/roc", "metrics.json", "index.md"):
+    for shown in ("cefa_protocols_arxiv.tex", "cefa/p1/f1/sdnet/full/s0/roc", "metrics.json", "index.md"):
         assert shown in html
 
 
@@ -266,7 +266,7 @@ def test_every_experiment_is_in_mlflow(snakemake_project):
         assert {t.value for t in inputs[split].tags} == {"test"}
     assert grid.data.tags["mlflow.source.git.commit"] == head
     summary = json.loads((snakemake_project / "results/metrics.json").read_text())
-    assert grid.data.metrics["cefa_protocols/P1 mean/acer"] == summary["cefa_protocols"]["P1 mean"]["acer"]
+    assert grid.data.metrics["cefa_protocols_arxiv/P1 mean/acer"] == summary["cefa_protocols_arxiv"]["P1 mean"]["acer"]
     logged = {a.path for a in client.list_artifacts(grid.info.run_id)}
     assert {"index.md", "metrics.json", "tables"} <= logged
 
@@ -405,7 +405,7 @@ def test_dvc_after_a_parameter_change_then_snakemake_agrees_and_experiments_comp
     assert [e["name"] for e in experiments] == ["sdnet-lr-0.004"]
     for state in [*rows.values(), *(e["revs"][0] for e in experiments)]:
         metrics = state["data"]["metrics"]["results/metrics.json"]["data"]
-        assert "acer" in metrics["cefa_protocols"]["P1 mean"]
+        assert "acer" in metrics["cefa_protocols_arxiv"]["P1 mean"]
     diff, _ = timed(snakemake_project, "dvc", "metrics", "diff", "HEAD", "--all", "--json")
-    change = json.loads(diff.stdout)["results/metrics.json"]["cefa_protocols.P1 mean.acer"]
+    change = json.loads(diff.stdout)["results/metrics.json"]["cefa_protocols_arxiv.P1 mean.acer"]
     assert {"old", "new"} <= set(change)

@@ -67,7 +67,7 @@ def test_changed_parameters_make_a_new_run_and_errors_mark_failed(store):
     assert [r.info.status for r in _runs(store)] == ["FAILED"]
     with tracking.start_run(resolve(store, experiment)) as resumed:  # same key: the failed run reopens
         pass
-    store["augment"]["rotation_deg"] = 10
+    store["presets"][store["preset"]][experiment.method]["lr"] *= 2  # a key the experiment reads
     with tracking.start_run(resolve(store, experiment)) as changed:
         pass
     assert changed.id != resumed.id
