@@ -293,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         return out_rows
 
     if args.frames:
-        frames_path = job.input(args.frames, "--frames", args.frames, "extract")
+        frames_path = job.input(args.frames, "--frames", frames_shard(job.dataset, job.shard),
+                                "extract")
         n_videos = len(set(parquet_cache.read_meta([frames_path]).column("video_id").to_pylist()))
         return job.run(out, parquet_cache.iter_video_rows(frames_path), n_videos, align)
     videos, extract = shard_sampler(job, index_dir, root)

@@ -76,6 +76,11 @@ class Setup:
             splits.data_modalities(self.feeds[name]), int(self.config.method["input_size"]),
             shuffle, experiment.seed, self.notes)
 
+    def open_splits(self, names: tuple[str, ...] | None = None) -> dict:
+        """The experiment's splits (default: all it has) in order, unshuffled, for scoring."""
+        return {name: self.samples(name, shuffle=False) for name in names or splits.SPLITS
+                if name in self.splits}
+
     def trainer(self, model: torch.nn.Module) -> loop.Trainer:
         return loop.Trainer(model, loop.Schedule.from_config(self.config.method),
                             partial(self.method.prepare, self.inputs), self.feeds["train"][0],
@@ -87,11 +92,9 @@ class Setup:
                              for video in videos], columns=["dataset", "video_id"])
 
 
-def score(trainer: loop.Trainer, setup: Setup, names: tuple[str, ...] | None = None
-          ) -> pd.DataFrame:
-    """Per-sample P(live) of the trainer's network on the experiment's splits (default: all)."""
-    return pd.concat([trainer.score(setup.samples(name, shuffle=False), name, setup.feeds[name])
-                      for name in names or splits.SPLITS if name in setup.splits],
+def score(trainer: loop.Trainer, setup: Setup, opened: dict) -> pd.DataFrame:
+    """Per-sample P(live) of the trainer's network on opened splits (`Setup.open_splits`)."""
+    return pd.concat([trainer.score(data, name, setup.feeds[name]) for name, data in opened.items()],
                      ignore_index=True)
 
 
@@ -107,8 +110,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
     loop.seed_everything(experiment.seed)
     trainer = setup.trainer(setup.method.build_model(config.method, config.pretrained,
                                                      setup.modalities))
-    ordered = {name: setup.samples(name, shuffle=False) for name in splits.SPLITS
-               if name in setup.splits}
+    ordered = setup.open_splits()
     for name, data in ordered.items():
         split_samples.require_both_classes(data, name, experiment.id)
     out = Path(out_root) / experiment.path
@@ -132,8 +134,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
                               log=log, checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),
                       "selected_by": result["selected_by"]})
-        frames = pd.concat([trainer.score(data, name, setup.feeds[name])
-                            for name, data in ordered.items()], ignore_index=True)
+        frames = score(trainer, setup, ordered)
         if frames["score"].isna().any():
             raise loop.TrainingDiverged(f"the selected model gives "
                                         f"{int(frames['score'].isna().sum())} NaN score(s)")

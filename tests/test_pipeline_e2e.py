@@ -288,7 +288,7 @@ def test_logged_model_scores_a_video_as_training_did(snakemake_project, one_thre
     config = resolve(load_params(snakemake_project / "params.yaml"), experiment)
     setup = Setup(config, snakemake_project / "data/index", snakemake_project / "data/cache",
                   torch.device("cpu"))
-    frames = score(setup.trainer(model), setup, names=("test",))
+    frames = score(setup.trainer(model), setup, setup.open_splits(("test",)))
     trained = pd.read_parquet(train_dir / "frame_scores.parquet")
     trained = trained[trained["split"] == "test"].reset_index(drop=True)
     pd.testing.assert_frame_equal(frames, trained, check_exact=True)
