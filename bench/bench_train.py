@@ -25,7 +25,7 @@ import time
 import torch
 from torch.utils.data import IterableDataset
 
-from fas.config import load_params, method_config, per_dataset
+from fas.config import crop_size, load_params, method_config
 from fas.experiment import resolve
 from fas.grid import expand
 from fas.models.evm import magnify
@@ -102,14 +102,14 @@ def measure(params: dict, method: str, preset: str) -> dict:
 
 
 def cache_size(params: dict, method: str) -> int:
-    """The cache's crop size for the method's datasets (align.crop_size)."""
-    return int(per_dataset(params["align"]["crop_size"], "replay" if method == "motion" else "cefa"))
+    """The cache's crop size for the method's datasets (align.crop_size) under params' preset."""
+    return crop_size(params, "replay" if method == "motion" else "cefa")
 
 
 def evm_cost(params: dict, preset: str) -> dict:
     """Milliseconds per clip of magnification at the resolution training runs it."""
     config = method_config({**params, "preset": preset}, "motion", "full")
-    size = min(int(config["input_size"]), cache_size(params, "motion"))
+    size = min(int(config["input_size"]), cache_size({**params, "preset": preset}, "motion"))
     clips = torch.rand(int(config["batch_size"]), int(config["clip_len"]), 3, size, size)
     magnify(clips, 25.0, **params["evm"])  # warm-up
     started = time.perf_counter()

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fas import shard_stage
-from fas.config import per_dataset
+from fas.config import crop_size, per_dataset
 from fas.extract import shard_sampler
 from fas.paths import cache_shard, frames_shard
 from fas.lazy import lazy_import
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     settings, index_dir, root = job.settings, job.index_dir(args.index), job.root(args.root)
     out = args.out or cache_shard(job.dataset, "static", job.shard)
     backend = per_dataset(settings["backend"], job.dataset)
-    crop_size = per_dataset(settings["crop_size"], job.dataset)
+    size = crop_size(job.params, job.dataset)
     manifest_path = index_dir / "manifest.parquet"
     manifest = pd.read_parquet(manifest_path).set_index("video_id")
     detector = LandmarkDetector(int(settings["upsample"])) if backend == "detector" else None
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
                     raise MediaError(media_path, "no face-location file in the manifest")
                 boxes = read_face_locations(root / item["path_annotation"])
                 box_scale = rows[0]["width"] / original_width(media_path)
-            crops, extra, n_found = align_video(frames, backend, settings, crop_size,
+            crops, extra, n_found = align_video(frames, backend, settings, size,
                                                 detector, boxes, box_scale)
         except OSError as error:
             raise MediaError(media_path, str(error)) from None

@@ -13,6 +13,7 @@ import argparse
 import errno
 import importlib
 import os
+import resource
 import sys
 
 from fas.errors import UsageError, UserError
@@ -33,6 +34,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "metrics": ("fas.metrics_table", "APCER/BPCER/ACER/HTER/EER/AUC of experiments, a table "
                                      "like `bob pad metrics`"),
     "scores": ("fas.bob_scores", "export and import scores as bob's PAD score files"),
+    "verdict": ("fas.verdict", "check split sizes and that the grid's models learn"),
     "grid": ("fas.grid", "list the experiments of the grid in params.yaml"),
     "dag": ("fas.dag", "the pipeline's jobs; writes dvc.yaml from the grid"),
     "track": ("fas.tracking", "MLflow store set-up and run bookkeeping"),
@@ -114,6 +116,23 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"{prog}: {describe_os_error(error)}", file=sys.stderr)
         return 1
+    finally:
+        if os.environ.get(USAGE_VARIABLE):
+            print(usage_line(name), file=sys.stderr)
+
+
+# Set (by the Snakemake rules) to end each job's log with its CPU time and peak memory,
+# which `python -m bench grid` sums per stage.
+USAGE_VARIABLE = "FAS_USAGE"
+
+
+def usage_line(stage: str) -> str:
+    """`fas usage: stage=<s> cpu_s=<x> peak_rss_mb=<y>`: this process and its children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    rss = max(own.ru_maxrss, children.ru_maxrss) / 1024
+    return f"fas usage: stage={stage} cpu_s={cpu:.2f} peak_rss_mb={rss:.0f}"
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ class ParamsError(UsageError):
     """An invalid params file: the file, the key path and the reason."""
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats: `1e-3` is a number, not the string PyYAML's 1.1 rules make of it."""
+class _Loader(yaml.CSafeLoader):
+    """YAML 1.2 floats: `1e-3` is a number, not the string PyYAML's 1.1 rules make of it.
+
+    libyaml's parser (PyYAML's C extension): the pure-Python one spends several
+    times longer on params.yaml and the schema, in every job."""
 
 
 _Loader.add_implicit_resolver(
@@ -103,7 +106,8 @@ def _cross_check(params: dict):
     from fas.experiment import cross_sources
 
     datasets = params["datasets"]
-    for section in ("shards", "align.crop_size", "align.backend", "evaluate.table_apcer"):
+    for section in ("shards", "align.crop_size.demo", "align.crop_size.paper", "align.backend",
+                    "evaluate.table_apcer"):
         setting = params
         for part in section.split("."):
             setting = setting[part]
@@ -194,7 +198,7 @@ def _validator():
         yield from check_properties(validator, properties, instance, schema)
 
     with open(SCHEMA_PATH) as handle:
-        schema = yaml.safe_load(handle)
+        schema = yaml.load(handle, Loader=yaml.CSafeLoader)
     Draft202012Validator.check_schema(schema)
     filling = validators.extend(Draft202012Validator, {"properties": fill_defaults})
     return filling(schema)
@@ -228,8 +232,13 @@ def method_config(params: dict, method: str, variant: str) -> dict[str, Any]:
 
 
 def per_dataset(setting: dict, dataset: str):
-    """A per-dataset setting (`align.crop_size`, `shards`, ...): the dataset's value or `default`."""
+    """A per-dataset setting (`shards`, `align.backend`, ...): the dataset's value or `default`."""
     return setting.get(dataset, setting["default"])
+
+
+def crop_size(params: dict, dataset: str) -> int:
+    """The aligned crop side of a dataset under the active preset (`align.crop_size.<preset>`)."""
+    return int(per_dataset(params["align"]["crop_size"][params["preset"]], dataset))
 
 
 def is_synthetic_root(root: str | Path) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -36,7 +37,7 @@ STAGE_CODE = {
     "train": ["fas/train.py", "fas/training", "fas/experiment.py", "fas/models", "fas/loader.py",
               "fas/cache.py"],
     "evaluate": ["fas/evaluate.py", "fas/metrics.py"],
-    "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/data"],
+    "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/verdict.py", "fas/data"],
 }
 
 # params.yaml keys (dotted) the stages read that are the same for every job of the stage;
@@ -46,11 +47,17 @@ STAGE_PARAMS = {
     "synth": ["synth"],
     "index": ["index"],
     # the shard count is in every shard's file name, so it needs no params entry
-    "align": ["extract", "preset"],  # frame sampling is per preset
+    "align": ["extract", "preset"],  # frame sampling and the crop size are per preset
     "dynamic": ["dynamic", "preset"],
     "magnify": ["evm"],
-    "report": ["evaluate.table_apcer", "grid", "seeds"],
+    # tables and the results page: APCER convention, grid, preset and whether data is synthetic;
+    # the verdict's thresholds
+    "report": ["evaluate.table_apcer", "grid", "seeds", "preset", "datasets", "verdict"],
 }
+
+# `fas report` runs alone at the end of the grid: its plots are drawn in this many processes.
+REPORT_WORKERS = 2
+
 
 @dataclass
 class Job:
@@ -91,10 +98,16 @@ def needed_datasets(params: dict) -> list[str]:
 
 
 def dataset_keys(params: dict, section: str, dataset: str) -> list[str]:
-    """The keys of a section one dataset's job reads: per-dataset settings at its own entry."""
-    return [f"{section}.{key}.{dataset if dataset in value else 'default'}"
-            if isinstance(value, dict) else f"{section}.{key}"
-            for key, value in params[section].items()]
+    """The keys of a section one dataset's job reads: per-dataset settings at its own entry
+    (under the active preset's entry where the setting is per preset, as `align.crop_size`)."""
+    keys = []
+    for key, value in params[section].items():
+        key = f"{section}.{key}"
+        if isinstance(value, dict) and params["preset"] in value:
+            key, value = f"{key}.{params['preset']}", value[params["preset"]]
+        keys.append(f"{key}.{dataset if dataset in value else 'default'}"
+                    if isinstance(value, dict) else key)
+    return keys
 
 
 def _fas(*parts: str | Path | Shard) -> str:
@@ -169,9 +182,13 @@ def jobs(params: dict) -> list[Job]:
                           train_outputs, [paths.metrics_output(experiment).as_posix()],
                           keys["evaluate"]))
     summary = paths.SUMMARY_METRICS.as_posix()
-    result.append(Job("report", "", _fas("report"),
+    # the verdict counts every test and dev split of the grid in its datasets' indexes
+    indexed = sorted({e.dataset for e in experiments})
+    result.append(Job("report", "", _fas("report", "--workers", REPORT_WORKERS),
                       [receipt] + [paths.metrics_output(e).as_posix() for e in experiments]
-                      + [paths.train_outputs(e)[2].as_posix() for e in experiments],
+                      # scores for the intervals of averaged rows, histories for the plots
+                      + [p.as_posix() for e in experiments for p in paths.train_outputs(e)[0:3:2]]
+                      + [p for d in indexed for p in _posix(paths.index_outputs(d)[:2])],
                       [*_posix(paths.REPORT_OUTPUTS), summary], STAGE_PARAMS["report"],
                       metrics=[summary]))
     return result

@@ -1,8 +1,10 @@
-"""`fas evaluate`: ISO/IEC 30107-3 metrics of one experiment, video and frame level.
+"""`fas evaluate`: ISO/IEC 30107-3 metrics of one experiment, video and frame level, with CIs.
 
 Reads `results/train/<path>/{scores,frame_scores}.parquet` and `receipt.json`,
-writes `results/eval/<path>/metrics.json` (a DVC metrics file) and logs the
-same numbers to the experiment's MLflow run.
+writes `results/eval/<path>/metrics.json` (a DVC metrics file): every number
+with its bootstrap confidence interval. `fas report` logs the headline numbers
+into the experiment's MLflow run (`log_to_run`), all runs in one process: a
+job of its own here would spend more on importing MLflow than on the metrics.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def load_scores(path: Path) -> pd.DataFrame:
 
 
 def evaluate_table(table: pd.DataFrame, source: str, settings: Mapping) -> dict:
-    """Headline result under the configured policy and one block per available policy."""
+    """Headline result under the configured policy and one block per available policy, with CIs."""
     for split in POLARITY_SPLITS:
         rows = table[table["split"] == split]
         metrics.check_polarity(rows["is_live"].to_numpy(bool), rows["score"].to_numpy(float),
@@ -57,11 +59,12 @@ def evaluate_table(table: pd.DataFrame, source: str, settings: Mapping) -> dict:
         return metrics.select_threshold(table, policy, fixed=settings["fixed_threshold"],
                                         no_dev_policy=no_dev_policy)
 
-    headline = metrics.evaluate_rows(test, at(settings["threshold_policy"], settings["no_dev_policy"]))
+    evaluation = metrics.Evaluation(test, metrics.Bootstrap.from_settings(settings["bootstrap"]))
+    headline = evaluation.at(at(settings["threshold_policy"], settings["no_dev_policy"]))
     policies, unavailable = {}, {}
     for policy in metrics.POLICIES:
         try:
-            policies[policy] = metrics.evaluate_rows(test, at(policy, None))
+            policies[policy] = evaluation.at(at(policy, None))
         except ValueError as error:
             unavailable[policy] = str(error)
     return {"headline": headline, "policies": policies, "unavailable": unavailable}
@@ -121,6 +124,7 @@ def evaluate_experiment(experiment: Experiment, settings: Mapping, train_root: P
             "accept_rule": metrics.ACCEPT_RULE,
             "evaluated_split": "test",
             "settings": dict(settings),
+            "confidence_intervals": metrics.Bootstrap.from_settings(settings["bootstrap"]).describe(),
             "scores": files,
             "problems": problems,
         },
@@ -128,7 +132,8 @@ def evaluate_experiment(experiment: Experiment, settings: Mapping, train_root: P
 
 
 def mlflow_metrics(payload: dict) -> dict[str, float]:
-    """Flat `test/...` metric names of the headline and `test/<level>/...` of the other level."""
+    """Flat `test/...` metric names of the headline and `test/<level>/...` of the other level
+    (confidence intervals stay in metrics.json)."""
     flat = {}
 
     def add(prefix: str, block: dict) -> None:
@@ -186,10 +191,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     target = args.out / config.experiment.path / "metrics.json"
     write_json(target, payload)
-    # The run id stays in receipt.json and MLflow: metrics.json holds no volatile ids,
-    # so a clean rerun writes it byte-identical.
-    run_id = read_receipt(args.train_root / config.experiment.path).get("run_id")
-    log_to_run(payload, target, run_id)
+    # MLflow gets these numbers from `fas report`, which logs every experiment in one
+    # process: importing MLflow here would cost each evaluate job seconds.
     test, threshold = payload["test"], payload["threshold"]
     rates = " ".join(f"{name} {percent(test.get(key))}"
                      for name, key in (("ACER", "acer"), ("HTER", "hter"), ("EER", "eer")))

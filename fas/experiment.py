@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from fas.config import method_config, per_dataset
+from fas.config import crop_size, method_config
 from fas.evm_settings import resolve_evm
 from fas.grid import Experiment, find
 
@@ -140,7 +140,7 @@ def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
     method = method_config(params, experiment.method, experiment.variant)
     sources = source_datasets(experiment, params["datasets"])
     data = {"roots": {d: params["datasets"][d]["root"] for d in sources},
-            "crop_size": {d: per_dataset(params["align"]["crop_size"], d) for d in sources},
+            "crop_size": {d: crop_size(params, d) for d in sources},
             **{section: params[section] for section in DATA_SECTIONS}}
     return ExperimentConfig(
         experiment=experiment,

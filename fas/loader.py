@@ -33,11 +33,13 @@ Example (runnable on any cache folder, e.g. one built by `fas align` and
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -62,6 +64,17 @@ def chw(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     else:
         cv2.split(image, [out[0], out[1], out[2]])  # ~1.7x faster than a numpy transpose copy
     return out
+
+
+@lru_cache(maxsize=8)
+def _shard_meta(files: tuple[tuple[str, int, int], ...]) -> pd.DataFrame:
+    """The shards' rows without pixels (`read_meta`), read once per process for (path, mtime, size)."""
+    return read_meta([path for path, _, _ in files]).to_pandas()
+
+
+def shard_meta(paths: list[Path]) -> pd.DataFrame:
+    """Metadata of a cache's shards of one kind; a training job opens each split's dataset on it."""
+    return _shard_meta(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths))
 
 
 class _RowReader:
@@ -109,7 +122,7 @@ class _CacheSamples(IterableDataset):
             if not self.readers[kind].paths:
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
                                         "(run `fas align` and `fas dynamic`)")
-        self.meta = {kind: read_meta(reader.paths).to_pandas() for kind, reader in self.readers.items()}
+        self.meta = {kind: shard_meta(reader.paths) for kind, reader in self.readers.items()}
         present = set(self.meta[self.driver_kind]["video_id"])
         wanted = present if video_ids is None else set(video_ids)
         self.missing_video_ids = sorted(wanted - present)
@@ -200,25 +213,32 @@ class SDNetSamples(_CacheSamples):
         dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)
                           & (dynamic["kind"] == self.dynamic_kind)]
         static = static[static["video_id"].isin(videos) & static["modality"].isin(self.modalities)]
-        static_rows = {}
-        for row in static.sort_values(["video_id", "modality", "index"], ascending=False).itertuples():
-            static_rows[row.video_id, row.modality, int(row.source_frames[0])] = (row.shard, row.row)
+        # A window's static frame is its centre source frame, at its first sampled position.
+        windows = dynamic.assign(frame=[int(f[len(f) // 2]) for f in dynamic["source_frames"]])
+        frames = static.assign(frame=[int(f[0]) for f in static["source_frames"]]).sort_values(
+            ["video_id", "modality", "index"]).drop_duplicates(["video_id", "modality", "frame"])
+        pairs = windows.merge(frames[["video_id", "modality", "frame", "shard", "row"]],
+                              on=["video_id", "modality", "frame"], suffixes=("", "_static"))
+        complete = pairs.groupby(["video_id", "index"])["modality"].transform("size") == len(self.modalities)
+        pairs = pairs[complete].sort_values(["video_id", "index", "modality"])
+        located = {video: group for video, group in pairs.groupby("video_id", sort=False)}
         plans = {}
         for video_id, rows in dynamic.groupby("video_id", sort=True):
-            windows: dict[int, dict] = defaultdict(dict)
-            for row in rows.itertuples():
-                centre = int(row.source_frames[len(row.source_frames) // 2])
-                key = (video_id, row.modality, centre)
-                if key in static_rows:
-                    windows[int(row.index)][row.modality] = ((row.shard, row.row), static_rows[key])
+            samples: dict[int, dict] = {}
+            found = located.get(video_id)
+            if found is not None:
+                for index, modality, shard, row, shard_s, row_s in zip(
+                        found["index"], found["modality"], found["shard"], found["row"],
+                        found["shard_static"], found["row_static"]):
+                    samples.setdefault(int(index), {})[modality] = ((int(shard), int(row)),
+                                                                    (int(shard_s), int(row_s)))
             first = rows.iloc[0]
-            samples = [(index, by_modality) for index, by_modality in sorted(windows.items())
-                       if len(by_modality) == len(self.modalities)]
+            ordered = sorted(samples.items())
             plans[video_id] = {
                 "first": min(zip(rows["shard"].astype(int), rows["row"].astype(int))),
-                "samples": samples, "labels": (bool(first["is_live"]), str(first["pai"])),
-                "dynamic_rows": [pair[0] for _, m in samples for pair in m.values()],
-                "static_rows": [pair[1] for _, m in samples for pair in m.values()]}
+                "samples": ordered, "labels": (bool(first["is_live"]), str(first["pai"])),
+                "dynamic_rows": [pair[0] for _, m in ordered for pair in m.values()],
+                "static_rows": [pair[1] for _, m in ordered for pair in m.values()]}
         return plans
 
     def _unit_samples(self, videos: list[str]) -> Iterator[dict]:

@@ -1,21 +1,26 @@
-"""ISO/IEC 30107-3 presentation attack detection metrics, thresholds with provenance.
+"""ISO/IEC 30107-3 presentation attack detection metrics, thresholds with provenance, bootstrap CIs.
 
 Conventions (docs/evaluation.md, ../shared/docs/REFERENCE.md section 4): the
 score is P(live); the positive class is bona fide (live); a presentation is
 accepted as live when ``score >= threshold``. All rates are fractions in [0, 1].
 Every threshold carries its policy, the split it was chosen on and its value.
+
+Every metric is computed on a matrix of row weights [B, n]: one row of ones
+for the point estimate, B bootstrap resamples (how often each row was drawn)
+for its confidence interval, so both come from the same code. It is plain
+NumPy: scikit-learn's ROC functions take one weighting per call (a thousand
+calls per metric) and importing scikit-learn alone costs about 1.5 s of CPU
+per evaluate job; tests check these functions against scikit-learn.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
-from sklearn.metrics import roc_auc_score, roc_curve
 
 SPLITS = ("train", "dev", "test")
 SCORE_COLUMNS = ("video_id", "split", "is_live", "pai", "score")
@@ -25,6 +30,8 @@ POLICY_SPLIT = {"dev_eer": "dev", "train_eer": "train", "test_eer": "test", "fix
 # CASIA-SURF reports TPR at these false positive rates (REFERENCE section 4).
 FPR_TARGETS = (1e-2, 1e-3, 1e-4)
 ACCEPT_RULE = "accepted as live when score >= threshold"
+# Resamples per block: bounds the [block, distinct scores] work arrays (~16 MB).
+BLOCK_CELLS = 2_000_000
 
 
 class ScoreError(ValueError):
@@ -74,6 +81,8 @@ def check_polarity(is_live: np.ndarray, scores: np.ndarray, source: str, *,
     value = auc(is_live, scores)
     if value >= min_auc:
         return
+    from scipy.stats import mannwhitneyu  # only for a suspect ranking: importing SciPy is slow
+
     p_value = mannwhitneyu(scores[is_live], scores[~is_live], alternative="less").pvalue
     if p_value < alpha:
         raise ScoreError(f"{source}: AUC {value:.3f} < {min_auc} on {n_live} live and {n_attack} "
@@ -87,6 +96,80 @@ def _both_classes(is_live: np.ndarray, what: str) -> None:
                          f"(got {int(is_live.sum())} live, {int((~is_live).sum())} attack)")
 
 
+# ----------------------------------------------------------------------------- weighted ROC
+
+
+def _ones(n: int) -> np.ndarray:
+    return np.ones((1, n))
+
+
+def _sums_by_value(weights: np.ndarray, value_index: np.ndarray, n_values: int) -> np.ndarray:
+    """[B, n_values]: the weights of rows sharing a distinct score, summed."""
+    out = np.zeros((weights.shape[0], n_values))
+    if value_index.size:
+        order = np.argsort(value_index, kind="stable")
+        sorted_index = value_index[order]
+        starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])
+        out[:, sorted_index[starts]] = np.add.reduceat(weights[:, order], starts, axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class WeightedRoc:
+    """ROC of weighted rows at every distinct score, highest first (accept when score >= value).
+
+    `tp`/`fp` [B, m] are the live/attack weight accepted at each distinct score
+    `values` [m]; `live`/`attack` [B] the class totals.
+    """
+
+    values: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    live: np.ndarray
+    attack: np.ndarray
+    live_at: np.ndarray  # [B, m] live weight exactly at each value
+    attack_at: np.ndarray
+
+    @classmethod
+    def build(cls, is_live: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> "WeightedRoc":
+        values, inverse = np.unique(scores, return_inverse=True)  # ascending
+        live_at = _sums_by_value(weights[:, is_live], inverse[is_live], len(values))[:, ::-1]
+        attack_at = _sums_by_value(weights[:, ~is_live], inverse[~is_live], len(values))[:, ::-1]
+        tp, fp = np.cumsum(live_at, axis=1), np.cumsum(attack_at, axis=1)
+        return cls(values[::-1], tp, fp, tp[:, -1], fp[:, -1], live_at, attack_at)
+
+    def far_frr(self) -> tuple[np.ndarray, np.ndarray]:
+        """[B, m] false accept (pooled APCER) and false reject (BPCER) rates per distinct score."""
+        if "_rates" not in self.__dict__:
+            object.__setattr__(self, "_rates", (self.fp / self.attack[:, None],
+                                                1.0 - self.tp / self.live[:, None]))
+        return self._rates
+
+    def eer(self) -> tuple[np.ndarray, np.ndarray]:
+        """([B] EER, [B] index of its distinct score): |FAR - FRR| smallest, ties at the highest score."""
+        far, frr = self.far_frr()
+        best = np.argmin(np.abs(far - frr), axis=1)
+        rows = np.arange(len(best))
+        return (far[rows, best] + frr[rows, best]) / 2, best
+
+    def auc(self) -> np.ndarray:
+        """[B] area under the ROC: P(live score > attack score) + P(tie) / 2 (Mann-Whitney)."""
+        below = self.attack[:, None] - self.fp  # attack weight strictly below each value
+        pairs = (self.live_at * (below + 0.5 * self.attack_at)).sum(axis=1)
+        return pairs / (self.live * self.attack)
+
+    def tpr_at_fpr(self, target: float) -> np.ndarray:
+        """[B] highest TPR at a threshold whose FAR is at most `target` (FAR = 0 included).
+
+        FAR and TPR grow together as the threshold falls, so it is the TPR at the
+        last distinct score whose FAR is within the target.
+        """
+        far, frr = self.far_frr()
+        allowed = (far <= target).sum(axis=1)  # a prefix: FAR never decreases
+        tpr = 1.0 - frr[np.arange(len(far)), np.maximum(allowed - 1, 0)]
+        return np.where(allowed > 0, tpr, 0.0)
+
+
 def roc_points(is_live: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(FAR, FRR, thresholds) at every distinct score, thresholds decreasing.
 
@@ -94,8 +177,9 @@ def roc_points(is_live: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     score < t / live (BPCER); the first threshold is +inf (nothing accepted).
     """
     _both_classes(is_live, "a ROC curve")
-    far, tpr, thresholds = roc_curve(is_live, scores, pos_label=True, drop_intermediate=False)
-    return far, 1.0 - tpr, thresholds
+    roc = WeightedRoc.build(is_live, scores, _ones(len(scores)))
+    far, frr = roc.far_frr()
+    return np.r_[0.0, far[0]], np.r_[1.0, frr[0]], np.r_[np.inf, roc.values]
 
 
 def eer(is_live: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -105,18 +189,19 @@ def eer(is_live: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     the next lower one gives the same rates; the threshold is the middle of that
     gap, so a cleanly separated set does not put it on its lowest live score.
     """
-    far, frr, thresholds = roc_points(is_live, scores)
-    # Skip roc_curve's leading +inf: the threshold is always within the observed scores.
-    best = 1 + int(np.argmin(np.abs(far[1:] - frr[1:])))
-    upper = thresholds[best]
-    lower = thresholds[best + 1] if best + 1 < len(thresholds) else upper
-    return float((far[best] + frr[best]) / 2), float((upper + lower) / 2)
+    _both_classes(is_live, "a ROC curve")
+    roc = WeightedRoc.build(is_live, scores, _ones(len(scores)))
+    value, best = roc.eer()
+    best = int(best[0])
+    upper = roc.values[best]
+    lower = roc.values[best + 1] if best + 1 < len(roc.values) else upper
+    return float(value[0]), float((upper + lower) / 2)
 
 
 def auc(is_live: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve, live as the positive class."""
     _both_classes(is_live, "AUC")
-    return float(roc_auc_score(is_live, scores))
+    return float(WeightedRoc.build(is_live, scores, _ones(len(scores))).auc()[0])
 
 
 def tpr_at_fpr(is_live: np.ndarray, scores: np.ndarray, target: float) -> float:
@@ -124,20 +209,29 @@ def tpr_at_fpr(is_live: np.ndarray, scores: np.ndarray, target: float) -> float:
 
     With fewer than 1/target attacks this is the TPR at FAR = 0.
     """
-    far, frr, _ = roc_points(is_live, scores)
-    return float((1.0 - frr)[far <= target].max())
+    _both_classes(is_live, "a ROC curve")
+    return float(WeightedRoc.build(is_live, scores, _ones(len(scores))).tpr_at_fpr(target)[0])
 
 
-def error_rates(is_live: np.ndarray, pai: np.ndarray, scores: np.ndarray,
-                threshold: float) -> dict:
-    """APCER per PAI species, their maximum, pooled APCER, BPCER, ACER and HTER."""
+# ----------------------------------------------------------------------------- error rates
+
+
+def weighted_error_rates(is_live: np.ndarray, pai: np.ndarray, scores: np.ndarray,
+                         threshold: float, weights: np.ndarray) -> dict:
+    """APCER per PAI species, their maximum, pooled APCER, BPCER, ACER and HTER, each [B]."""
     accepted = scores >= threshold
     attack = ~is_live
-    per_pai = {str(s): float(accepted[pai == s].mean())
-               for s in sorted(set(pai[attack].tolist()))}
-    bpcer = float((~accepted[is_live]).mean()) if is_live.any() else math.nan
-    apcer_pooled = float(accepted[attack].mean()) if attack.any() else math.nan
-    apcer = max(per_pai.values()) if per_pai else math.nan
+    species = sorted(set(pai[attack].tolist()))
+    groups = [is_live, attack] + [pai == s for s in species]
+    errors = [~accepted, accepted] + [accepted] * len(species)
+    members = np.stack(groups, axis=1).astype(float)  # [n, groups]: one product for every rate
+    totals = weights @ members
+    wrong = weights @ (members * np.stack(errors, axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(totals > 0, wrong / np.where(totals > 0, totals, 1), np.nan)
+    bpcer, apcer_pooled = rates[:, 0], rates[:, 1]
+    per_pai = {s: rates[:, 2 + k] for k, s in enumerate(species)}
+    apcer = rates[:, 2:].max(axis=1) if species else np.full(len(weights), np.nan)
     return {
         "apcer": apcer,
         "apcer_pooled": apcer_pooled,
@@ -148,6 +242,20 @@ def error_rates(is_live: np.ndarray, pai: np.ndarray, scores: np.ndarray,
         # HTER = (FAR + FRR) / 2 with FAR the pooled attack acceptance rate.
         "hter": (apcer_pooled + bpcer) / 2,
     }
+
+
+def error_rates(is_live: np.ndarray, pai: np.ndarray, scores: np.ndarray,
+                threshold: float) -> dict:
+    """APCER per PAI species, their maximum, pooled APCER, BPCER, ACER and HTER."""
+    rates = weighted_error_rates(is_live, pai, scores, threshold, _ones(len(scores)))
+    return _first(rates)
+
+
+def _first(values):
+    """Plain floats from [1]-arrays (nested dicts too)."""
+    if isinstance(values, dict):
+        return {k: _first(v) for k, v in values.items()}
+    return float(values[0])
 
 
 @dataclass(frozen=True)
@@ -209,23 +317,125 @@ def fpr_key(target: float) -> str:
     return f"tpr_at_fpr_{target:.0e}".replace("e-0", "e-")
 
 
-def evaluate_rows(rows: pd.DataFrame, threshold: Threshold) -> dict:
-    """Every metric of one evaluated set (normally test) at `threshold`."""
+# ----------------------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Percentile bootstrap over videos, stratified by PAI label (params `evaluate.bootstrap`)."""
+
+    resamples: int
+    seed: int
+    confidence: float
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "Bootstrap":
+        return cls(int(settings["resamples"]), int(settings["seed"]), float(settings["confidence"]))
+
+    def describe(self) -> dict:
+        return {"method": "percentile bootstrap", "resamples": self.resamples, "seed": self.seed,
+                "confidence": self.confidence, "unit": "video",
+                "strata": "pai (live and each attack species keep their test counts)",
+                "threshold": "held at its value (the interval reflects the test sample only)"}
+
+    def weights(self, videos: np.ndarray, strata: np.ndarray) -> np.ndarray:
+        """[resamples, rows] how often each row's video is drawn.
+
+        Within each stratum the videos are drawn with replacement as many times
+        as the stratum has videos; every row of a drawn video (its frames) gets
+        the video's count. The same (seed, videos) give the same resamples.
+        """
+        names, row_video = np.unique(videos.astype(str), return_inverse=True)
+        video_stratum = np.empty(len(names), dtype=object)
+        video_stratum[row_video] = strata.astype(str)
+        counts = np.zeros((self.resamples, len(names)))
+        rng = np.random.default_rng(self.seed)
+        for stratum in sorted(set(video_stratum.tolist())):
+            members = np.flatnonzero(video_stratum == stratum)
+            draws = rng.integers(0, len(members), size=(self.resamples, len(members)))
+            flat = draws + len(members) * np.arange(self.resamples)[:, None]
+            counts[:, members] = np.bincount(flat.ravel(), minlength=self.resamples * len(members)
+                                             ).reshape(self.resamples, len(members))
+        return counts[:, row_video]
+
+    def interval(self, replicates: np.ndarray) -> list[float | None]:
+        """[low, high] percentile interval of replicate values (None where undefined)."""
+        finite = replicates[np.isfinite(replicates)]
+        if finite.size < len(replicates) or finite.size == 0:
+            return [None, None]
+        alpha = 1 - self.confidence
+        low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+        return [float(low), float(high)]
+
+
+def threshold_free(rows: pd.DataFrame, weights: np.ndarray) -> dict:
+    """EER, AUC and TPR@FPR of weighted rows, one value per weight row ([B] arrays)."""
     is_live = rows["is_live"].to_numpy(bool)
-    pai = rows["pai"].astype(str).to_numpy()
     scores = rows["score"].to_numpy(float)
-    result = error_rates(is_live, pai, scores, threshold.value)
-    if is_live.any() and (~is_live).any():
-        result["eer"], _ = eer(is_live, scores)
-        result["auc"] = auc(is_live, scores)
-        for target in FPR_TARGETS:
-            result[fpr_key(target)] = tpr_at_fpr(is_live, scores, target)
-    result["n_live"] = int(is_live.sum())
-    result["n_attack"] = int((~is_live).sum())
-    result["n_per_pai"] = {str(k): int(v) for k, v in
-                           sorted(pd.Series(pai[~is_live]).value_counts().items())}
-    result["threshold"] = threshold.as_dict()
+    if is_live.all() or not is_live.any():
+        return {}
+    blocks = []
+    step = max(1, BLOCK_CELLS // max(1, len(np.unique(scores))))
+    for start in range(0, len(weights), step):
+        roc = WeightedRoc.build(is_live, scores, weights[start:start + step])
+        blocks.append({"eer": roc.eer()[0], "auc": roc.auc(),
+                       **{fpr_key(t): roc.tpr_at_fpr(t) for t in FPR_TARGETS}})
+    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+
+
+def replicate_metrics(rows: pd.DataFrame, threshold: float, weights: np.ndarray,
+                      free: dict | None = None) -> dict:
+    """Every metric of one evaluated set at `threshold`, one value per weight row ([B] arrays);
+    `free` passes the threshold-free ones when they are known already."""
+    result = weighted_error_rates(rows["is_live"].to_numpy(bool), rows["pai"].astype(str).to_numpy(),
+                                  rows["score"].to_numpy(float), threshold, weights)
+    result.update(threshold_free(rows, weights) if free is None else free)
     return result
+
+
+class Evaluation:
+    """One evaluated set (normally test) under any threshold, with confidence intervals.
+
+    The intervals resample the set's videos (`video_id`; frame-level rows carry
+    their video's count) within each PAI label, the threshold held fixed. The
+    resamples and the threshold-free metrics are computed once for every threshold.
+    """
+
+    def __init__(self, rows: pd.DataFrame, bootstrap: Bootstrap | None = None):
+        self.rows, self.bootstrap = rows, bootstrap
+        self.point = _ones(len(rows))
+        self.point_free = threshold_free(rows, self.point)
+        pai = rows["pai"].astype(str).to_numpy()
+        self.videos = rows["video_id"].to_numpy()
+        if bootstrap is not None:
+            self.resampled = bootstrap.weights(self.videos, pai)
+            self.resampled_free = threshold_free(rows, self.resampled)
+
+    def at(self, threshold: Threshold) -> dict:
+        """Every metric at `threshold`, its interval under `ci`, the counts and the threshold."""
+        rows = self.rows
+        result = _first(replicate_metrics(rows, threshold.value, self.point, self.point_free))
+        is_live = rows["is_live"].to_numpy(bool)
+        pai = rows["pai"].astype(str).to_numpy()
+        result["n_live"], result["n_attack"] = int(is_live.sum()), int((~is_live).sum())
+        result["n_per_pai"] = {str(k): int(v) for k, v in
+                               sorted(pd.Series(pai[~is_live]).value_counts().items())}
+        if len(np.unique(self.videos)) != len(rows):  # frame level: the resampled units are videos
+            result["n_videos_live"] = int(len(np.unique(self.videos[is_live])))
+            result["n_videos_attack"] = int(len(np.unique(self.videos[~is_live])))
+        if self.bootstrap is not None:
+            replicates = replicate_metrics(rows, threshold.value, self.resampled, self.resampled_free)
+            interval = self.bootstrap.interval
+            result["ci"] = {key: ({k: interval(v) for k, v in value.items()}
+                                  if isinstance(value, dict) else interval(value))
+                            for key, value in replicates.items()}
+        result["threshold"] = threshold.as_dict()
+        return result
+
+
+def evaluate_rows(rows: pd.DataFrame, threshold: Threshold, bootstrap: Bootstrap | None = None) -> dict:
+    """Every metric of one evaluated set (normally test) at `threshold`, with its CI under `ci`."""
+    return Evaluation(rows, bootstrap).at(threshold)
 
 
 def aggregate(values: Sequence[float]) -> dict:

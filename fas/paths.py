@@ -23,6 +23,8 @@ EVAL_ROOT = RESULTS_ROOT / "eval"
 SCRATCH_ROOT = Path(".scratch")
 LOG_ROOT = Path("logs")
 BUILT_ROOT = Path(".snakemake") / "fas-built"  # Snakemake's stamps of what dvc.lock records (fas.lock)
+BENCHMARK_ROOT = LOG_ROOT / "benchmarks"  # Snakemake `benchmark:` files: time and peak memory per job
+SCHEDULER_USAGE = BENCHMARK_ROOT / "snakemake.json"  # the Snakemake process's own CPU and the run's wall time
 MLFLOW_RECEIPT = RESULTS_ROOT / "mlflow" / "grid.json"
 TABLES = RESULTS_ROOT / "tables"  # `fas report` writes tables, plots and index below its --out
 PLOTS = RESULTS_ROOT / "plots"
@@ -180,3 +182,8 @@ def job_log(stage: str, key: str = "") -> Path:
 def built_stamp(stage: str, key: str = "") -> Path:
     """Snakemake's stamp of a job that dvc.lock records as built (see `fas.lock`)."""
     return BUILT_ROOT / stage / key if key else BUILT_ROOT / stage
+
+
+def job_benchmark(stage: str, key: str = "") -> Path:
+    """Snakemake's benchmark file of one job: `logs/benchmarks/<stage>/<key>.tsv`."""
+    return BENCHMARK_ROOT / stage / f"{key or stage}.tsv"

@@ -107,7 +107,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
     experiment = config.experiment
     key = tracking.run_key(config, stage="train")  # also fingerprints checkpoints
     setup = Setup(config, index_root, cache_root, device)
-    loop.seed_everything(experiment.seed)
+    loop.seed_everything(experiment.seed, device)
     trainer = setup.trainer(setup.method.build_model(config.method, config.pretrained,
                                                      setup.modalities))
     ordered = setup.open_splits()

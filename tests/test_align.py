@@ -151,7 +151,7 @@ def test_align_stage_detector_end_to_end(tmp_path, detector):
                            {"face": {"color": shifted, "depth": depth}, "none": {"color": noise}})
     index = write_index(tmp_path / "index", [manifest_row("face", color="face.mp4"),
                                              manifest_row("none", color="none.mp4")])
-    params = write_params(tmp_path / "params.yaml", align={"crop_size": {"default": 64}, "smoothing": 1})
+    params = write_params(tmp_path / "params.yaml", align={"crop_size": {"demo": {"default": 64}}, "smoothing": 1})
     out = tmp_path / "static-0-of-1.parquet"
     assert fas_main(["align", "test", "--frames", str(frames), "--index", str(index), "--root",
                      str(tmp_path), "--out", str(out), "--params", str(params)]) == 0
@@ -179,7 +179,7 @@ def test_align_stage_annotations_and_precropped(tmp_path):
     write_video(tmp_path / "v.mp4", 3, height=100, width=200)
     for backend in ("annotations", "precropped"):
         params = write_params(tmp_path / "params.yaml", align={
-            "crop_size": {"default": 32}, "margin": 0.0, "smoothing": 1, "backend": {"default": backend}})
+            "crop_size": {"demo": {"default": 32}}, "margin": 0.0, "smoothing": 1, "backend": {"default": backend}})
         out = tmp_path / f"{backend}.parquet"
         assert fas_main(["align", "test", "--frames", str(frames), "--index", str(tmp_path / "index"),
                          "--root", str(tmp_path), "--out", str(out), "--params", str(params)]) == 0

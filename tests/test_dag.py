@@ -152,13 +152,14 @@ def test_watched_keys_are_spelled_out_in_params_yaml():
     """DVC reads params.yaml as written: a key only the schema's default fills in is watched
     through its parent, and a dataset without its own entry through `default`."""
     raw = read_params_file()
-    assert dag.dvc_params(["align.backend.default", "align.crop_size.default", "align.margin"], raw) \
-        == ["align.backend", "align.crop_size.default", "align.margin"]
+    assert dag.dvc_params(["align.backend.default", "align.crop_size.demo.default", "align.margin"],
+                          raw) == ["align.backend", "align.crop_size.demo.default", "align.margin"]
     assert dag.dvc_params(["methods.sdnet", "methods.sdnet.fusion"], raw) == ["methods.sdnet"]
     params = load_params()
     align = _watched(params, "align-cefa.0-of-2")
-    assert "align.backend.cefa" in align and "align.crop_size.default" in align
-    assert "align.crop_size.replay" in _watched(params, "align-replay.0-of-1")
+    # the crop size is per preset: the active preset's entry, then the dataset's or `default`
+    assert "align.backend.cefa" in align and "align.crop_size.demo.default" in align
+    assert "align.crop_size.paper.replay" not in _watched(params, "align-replay.0-of-1")  # demo preset
     assert "align.backend" in _watched(params, "align-msu.0-of-1")  # no entry: the default
 
 

@@ -146,14 +146,36 @@ def test_unknown_experiment_is_a_usage_error(tmp_path, capsys):
     assert "not in the grid" in capsys.readouterr().err
 
 
-def test_metrics_are_logged_to_the_training_run(tmp_path, recorded_tracking):
+def test_report_logs_the_metrics_into_the_training_run(tmp_path, recorded_tracking, monkeypatch):
+    from fas import report
+
     calls = recorded_tracking.calls
     fabricate(tmp_path / "train", "cefa.p1.f1.sdnet.full.s0", run_id="abc123")
     code, payload = evaluate(tmp_path, "cefa.p1.f1.sdnet.full.s0")
-    assert code == 0 and calls["run_id"] == "abc123"
+    assert code == 0 and "run_id" not in calls  # evaluate itself never imports MLflow
+    experiment = Experiment.parse("cefa.p1.f1.sdnet.full.s0")
+    results = report.Results([experiment], tmp_path / "eval", report.FailureReport("report"))
+    monkeypatch.setenv("FAS_TRACKING", "1")
+    report.log_to_runs(results, {}, tmp_path / "train")
+    assert calls["run_id"] == "abc123"
     assert calls["metrics"]["test/acer"] == payload["test"]["acer"]
     assert calls["metrics"]["test/apcer/print"] == payload["test"]["apcer_per_pai"]["print"]
     assert calls["metrics"]["eval/threshold"] == payload["threshold"]["value"]
     assert "test/frame/acer" in calls["metrics"]
     assert calls["tags"]["eval/threshold_policy"] == "dev_eer"
     assert calls["artifact"].endswith("metrics.json")
+
+
+def test_every_metric_carries_a_confidence_interval(tmp_path):
+    fabricate(tmp_path / "train", "cefa.p1.f1.sdnet.full.s0")
+    _, payload = evaluate(tmp_path, "cefa.p1.f1.sdnet.full.s0")
+    blocks = [payload["test"]] + [b for level in payload["levels"].values()
+                                  for b in level["policies"].values()]
+    for block in blocks:
+        for key, value in block.items():
+            if isinstance(value, float):
+                low, high = block["ci"][key]
+                assert low <= value <= high, key
+        assert set(block["ci"]["apcer_per_pai"]) == set(block["apcer_per_pai"])
+    described = payload["provenance"]["confidence_intervals"]
+    assert described["resamples"] == 1000 and described["confidence"] == 0.95

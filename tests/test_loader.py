@@ -117,7 +117,7 @@ def test_extract_align_dynamic_then_load(tmp_path):
                                              manifest_row("b", color="b.mp4", is_live=False, pai="replay")])
     params = write_params(tmp_path / "params.yaml",
                           extract={"sampling": {"demo": {"mode": "clips", "n_clips": 2, "clip_len": 8}}},
-                          align={"crop_size": {"default": 16}, "backend": {"default": "precropped"}},
+                          align={"crop_size": {"demo": {"default": 16}}, "backend": {"default": "precropped"}},
                           dynamic={"window": 4, "stride": {"demo": 4}})
     cache = tmp_path / "cache"
     for i in range(2):

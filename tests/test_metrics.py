@@ -207,3 +207,84 @@ def test_eer_threshold_of_separated_classes_lies_between_them():
     is_live = np.array([True, True, False, False])
     value, threshold = metrics.eer(is_live, np.array([0.99, 0.98, 0.2, 0.1]))
     assert value == 0.0 and threshold == pytest.approx(0.59)
+
+
+def test_weighted_metrics_equal_metrics_of_repeated_rows():
+    """A row weight of k is the row drawn k times: every metric agrees with the repeated table."""
+    rng = np.random.default_rng(6)
+    frame = split_table(6, splits=("test",))
+    frame["score"] = np.round(frame["score"], 1)  # ties between and within classes
+    counts = rng.integers(0, 4, len(frame))
+    counts[frame.index[frame["pai"] == "print"][0]] += 1  # every class keeps a member
+    counts[frame.index[frame["is_live"]][0]] += 1
+    counts[frame.index[frame["pai"] == "replay"][0]] += 1
+    weighted = metrics.replicate_metrics(frame, 0.5, counts[None].astype(float))
+    repeated = frame.loc[frame.index.repeat(counts)]
+    expected = metrics.replicate_metrics(repeated, 0.5, np.ones((1, len(repeated))))
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            for pai, rate in value.items():
+                assert weighted[key][pai][0] == pytest.approx(rate[0])
+        else:
+            assert weighted[key][0] == pytest.approx(value[0]), key
+
+
+def test_auc_with_weights_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    is_live, scores = random_scores(7, 40, 60)
+    scores = np.round(scores, 2)
+    weights = np.random.default_rng(7).integers(1, 5, len(scores)).astype(float)
+    roc = metrics.WeightedRoc.build(is_live, scores, weights[None])
+    assert roc.auc()[0] == pytest.approx(roc_auc_score(is_live, scores, sample_weight=weights))
+
+
+def bootstrap(resamples=200, seed=0):
+    return metrics.Bootstrap(resamples=resamples, seed=seed, confidence=0.95)
+
+
+def test_bootstrap_resamples_videos_within_each_pai_label():
+    frame = split_table(8, splits=("test",))
+    weights = bootstrap().weights(frame["video_id"].to_numpy(), frame["pai"].to_numpy())
+    assert weights.shape == (200, len(frame))
+    for pai, rows in frame.groupby("pai").groups.items():
+        assert (weights[:, frame.index.get_indexer(rows)].sum(axis=1) == len(rows)).all(), pai
+    again = bootstrap().weights(frame["video_id"].to_numpy(), frame["pai"].to_numpy())
+    assert (weights == again).all()
+    assert not (weights == bootstrap(seed=1).weights(frame["video_id"].to_numpy(),
+                                                     frame["pai"].to_numpy())).all()
+
+
+def test_frames_of_a_video_share_its_count():
+    videos = np.array(["a", "a", "b", "b", "b", "c"])
+    pai = np.array(["live", "live", "print", "print", "print", "live"])
+    weights = bootstrap(50).weights(videos, pai)
+    assert (weights[:, 0] == weights[:, 1]).all() and (weights[:, 2] == weights[:, 4]).all()
+    assert (weights[:, 2] == 1).all()  # the only print video is drawn once in each resample
+    assert set(np.unique(weights[:, 0] + weights[:, 5])) == {2}
+
+
+def test_confidence_intervals_bracket_the_estimate_and_narrow_with_more_videos():
+    widths = []
+    for n in (30, 480):
+        rng = np.random.default_rng(9)
+        rows = [("test", "live", s) for s in rng.beta(4, 2, n)]
+        rows += [("test", "print", s) for s in rng.beta(2, 4, n)]
+        frame = table(rows)
+        threshold = metrics.Threshold(0.5, "fixed", None, "fixed", False, None)
+        result = metrics.evaluate_rows(frame, threshold, bootstrap(400))
+        for key in ("acer", "bpcer", "apcer_pooled", "eer", "auc"):
+            low, high = result["ci"][key]
+            assert low <= result[key] <= high, key
+        assert result["ci"]["apcer_per_pai"]["print"] == result["ci"]["apcer"]
+        widths.append(result["ci"]["auc"][1] - result["ci"]["auc"][0])
+    assert widths[1] < widths[0] / 2  # 16x the videos: about a quarter of the width
+
+
+def test_frame_level_rows_are_counted_per_video_too():
+    frame = split_table(10, splits=("test",))
+    frames = pd.concat([frame, frame.assign(score=frame["score"] * 0.9)], ignore_index=True)
+    threshold = metrics.Threshold(0.5, "fixed", None, "fixed", False, None)
+    result = metrics.evaluate_rows(frames, threshold, bootstrap(50))
+    assert (result["n_live"], result["n_videos_live"]) == (60, 30)
+    assert result["n_videos_attack"] == 40 and "ci" in result

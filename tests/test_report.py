@@ -5,6 +5,7 @@ import re
 import shutil
 import statistics
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,44 +73,96 @@ def parse_rows(tex: str) -> dict[str, list[str]]:
     return rows
 
 
-def number(text: str) -> tuple[float, float | None]:
-    match = re.fullmatch(r"([-+]?\d+\.\d+)(?:\$\\pm\$(\d+\.\d+))?(?:\$\^\{\*\}\$)?", text)
+def number(text: str) -> tuple[float, float | None, tuple[float, float]]:
+    r"""(value, std or None, (low, high)) of an `x [lo, hi]` or `x$\pm$s [lo, hi]` cell."""
+    match = re.fullmatch(r"([-+]?\d+\.\d)(?:\$\\pm\$(\d+\.\d))? \[(\d+\.\d), (\d+\.\d)\]"
+                         r"(?:\$\^\{\*\}\$)?", text)
     assert match, text
-    return float(match[1]), (float(match[2]) if match[2] else None)
+    return float(match[1]), (float(match[2]) if match[2] else None), (float(match[3]), float(match[4]))
+
+
+def cell(row: list[str], metric: int) -> list[str]:
+    """(ours, paper, difference) of the metric-th metric of a parsed row (after its counts)."""
+    return row[1 + 3 * metric: 4 + 3 * metric]
 
 
 def test_latex_round_trip_and_aggregation(produced):
     tmp_path, _ = produced
     rows = parse_rows((tmp_path / "results/tables/cefa_protocols.tex").read_text())
     assert set(rows) == {"1_1", "1_2", "1_3", "P1 mean"}
+    assert rows["1_2"][0] == "12/24"  # test videos, live/attack (the fabricated split)
     # WACV's PSMM-Net is compared with static_only, APCER pooled (the CeFA benchmark's convention).
-    # A fold row: mean +- sample std over the two seeds; ACER is columns 6-8.
+    # A fold row: mean +- sample std over the two seeds and the interval of their mean.
     seeds = [100 * metric(tmp_path, f"cefa.p1.f2.sdnet.static_only.s{s}", "acer_pooled") for s in (0, 1)]
-    mean, std = number(rows["1_2"][6])
-    assert mean == pytest.approx(np.mean(seeds), abs=0.005)
-    assert std == pytest.approx(statistics.stdev(seeds), abs=0.005)
-    assert rows["1_2"][7] == "4.8" and float(rows["1_2"][8]) == pytest.approx(mean - 4.8, abs=0.011)
+    mean, std, (low, high) = number(cell(rows["1_2"], 2)[0])
+    assert mean == pytest.approx(np.mean(seeds), abs=0.05)
+    assert std == pytest.approx(statistics.stdev(seeds), abs=0.05)
+    assert low <= mean <= high
+    assert cell(rows["1_2"], 2)[1] == "4.8"
+    assert float(cell(rows["1_2"], 2)[2]) == pytest.approx(mean - 4.8, abs=0.11)
     # The protocol row: mean +- sample std over the fold means.
     fold_means = [np.mean([100 * metric(tmp_path, f"cefa.p1.f{f}.sdnet.static_only.s{s}", "apcer_pooled")
                            for s in (0, 1)]) for f in (1, 2, 3)]
-    mean, std = number(rows["P1 mean"][0])
-    assert mean == pytest.approx(np.mean(fold_means), abs=0.005)
-    assert std == pytest.approx(statistics.stdev(fold_means), abs=0.005)
-    assert rows["P1 mean"][1] == "2.4$\\pm$0.6"
-    assert rows["1_1"][1] == "--"  # no published per-sub-protocol APCER
+    mean, std, (low, high) = number(cell(rows["P1 mean"], 0)[0])
+    assert mean == pytest.approx(np.mean(fold_means), abs=0.05)
+    assert std == pytest.approx(statistics.stdev(fold_means), abs=0.05)
+    assert low <= mean <= high
+    assert cell(rows["P1 mean"], 0)[1] == "2.4$\\pm$0.6"
+    assert cell(rows["1_1"], 0)[1] == "--"  # no published per-sub-protocol APCER
+
+
+def test_interval_of_one_experiment_is_its_metrics_file_interval(produced):
+    tmp_path, _ = produced
+    cells = json.loads((tmp_path / "results/tables/motion_intra.cells.json").read_text())["cells"]
+    row = [c for c in cells if c["metric"] == "eer"][0]
+    assert len(row["experiments"]) == 2  # two seeds: the interval of their mean
+    low, high = row["ci_percent"]
+    assert low <= row["mean_percent"] <= high
+    # one experiment: the same interval as metrics.json, recomputed from the scores
+    experiment = Experiment.parse(row["experiments"][0])
+    own = json.loads((tmp_path / "eval" / experiment.path / "metrics.json").read_text())["test"]["ci"]["eer"]
+    results = report.Results([experiment], tmp_path / "eval", report.FailureReport("report"))
+    replicates = report.Replicates(results, tmp_path / "train", metrics_bootstrap(), report.FailureReport("r"))
+    assert report.interval([experiment], "eer", replicates, results) == pytest.approx(own)
+
+
+def metrics_bootstrap():
+    from fas import metrics
+
+    return metrics.Bootstrap.from_settings(load_params()["evaluate"]["bootstrap"])
+
+
+def test_captions_name_preset_intervals_counts_and_synthetic_data(produced):
+    tmp_path, _ = produced
+    tex = (tmp_path / "results/tables/cefa_protocols.tex").read_text()
+    assert "Preset demo" in tex and "95 \\% confidence interval" in tex
+    assert "1000 resamples of the test videos" in tex and "live/attack" in tex
+    assert "SYNTHETIC" in tex and "NOT comparable" in tex
+    assert "textsuperscript" not in tex  # no reproduced / not reproduced marks on synthetic data
+
+
+def test_index_opens_with_markdown_tables_then_verdict_then_folded_plots(produced):
+    tmp_path, _ = produced
+    index = (tmp_path / "results/index.md").read_text()
+    tables, verdict_at, plots = (index.index("## Tables"), index.index("## Verdict and failures"),
+                                 index.index("## Plots"))
+    assert tables < verdict_at < plots
+    assert "| Row | n live/attack | APCER % ours [95% CI] | paper | Δ |" in index
+    assert "| **P1 mean** | 12/24 |" in index
+    assert "SYNTHETIC" in index.split("## Tables")[0]
 
 
 def test_missing_experiments_are_flagged(produced):
     tmp_path, _ = produced
     tex = (tmp_path / "results/tables/cefa_modality_ablation.tex").read_text()
     assert ABSENT.replace("_", "\\_") in tex
-    assert parse_rows(tex)["RGB"][0].endswith("$^{*}$")
+    assert cell(parse_rows(tex)["RGB"], 0)[0].endswith("$^{*}$")
     cells = json.loads((tmp_path / "results/tables/cefa_modality_ablation.cells.json").read_text())
     assert cells["missing"] == [ABSENT]
     assert ABSENT in (tmp_path / "results/index.md").read_text()
     # Tables with no grid row are not produced, and the index says so.
     assert not (tmp_path / "results/tables/oulu.tex").exists()
-    assert "not produced" in (tmp_path / "results/index.md").read_text()
+    assert "Not produced" in (tmp_path / "results/index.md").read_text()
 
 
 def test_every_cell_is_traceable_with_threshold_provenance(produced):
@@ -211,24 +264,52 @@ def test_unreadable_metrics_file_is_reported_and_treated_as_missing(tmp_path):
     assert "unreadable metrics file" in failures.summary() and "cefa/p1/f2" in failures.summary()
 
 
-def payload(acer, policy="test_eer", split="test", oracle=True):
+def payload(acer, policy="test_eer", split="test", oracle=True, ci=None):
     threshold = {"policy": policy, "requested": policy, "split": split, "value": 0.5,
                  "oracle": oracle, "source_eer": 0.1, "note": None}
-    return {"level": "video", "threshold": threshold, "test": {"acer": acer, "hter": acer},
-            "provenance": {}}
+    test = {"acer": acer, "hter": acer, "n_live": 20, "n_attack": 60}
+    if ci:
+        test["ci"] = {"acer": ci, "hter": ci}
+    return {"level": "video", "threshold": threshold, "test": test, "provenance": {}}
 
 
-def test_oracle_threshold_is_labelled_in_the_table(tmp_path):
+def table_of(spec_name, payloads, params=None):
+    """A table built from in-memory payloads (no score files: intervals from metrics.json)."""
+    results = report.Results([], Path("/nonexistent"), report.FailureReport("report"))
+    results.payloads = payloads
+    results.files = {e: "m.json" for e in payloads}
+    replicates = report.Replicates(results, Path("/nonexistent"), metrics_bootstrap(),
+                                   report.FailureReport("report"))
+    spec = next(s for s in report.TABLES if s.name == spec_name)
+    params = params or load_params()
+    synthetic = {(e.dataset, e.protocol): report.is_synthetic(params, e.dataset, e.protocol)
+                 for e in payloads}
+    table = report.build_table(spec, list(payloads), results, report.load_references(),
+                               {"default": "max"}, replicates, synthetic)
+    context = {"preset": "demo", "bootstrap": metrics_bootstrap()}
+    return table, report.render_latex(table, report.load_references(), context)
+
+
+def test_oracle_threshold_is_labelled_in_the_table():
     experiment = Experiment.parse("surf.main.f1.sdnet.static_only.s0")
-    results = report.Results([], tmp_path, report.FailureReport("report"))
-    results.payloads, results.files = {experiment: payload(0.02)}, {experiment: "m.json"}
-    spec = next(s for s in report.TABLES if s.name == "surf")
-    table = report.build_table(spec, [experiment], results, report.load_references(), {"default": "max"})
-    tex = report.render_latex(table, report.load_references())
+    _, tex = table_of("surf", {experiment: payload(0.02, ci=[0.01, 0.04])})
     assert "ORACLE: threshold chosen on the test set itself" in tex
     rows = parse_rows(tex)
-    assert rows["PSMM-Net (static)"][3:6] == ["2.00", "0.4", "+1.60"]  # ACER ours, paper, difference
-    assert rows["PSMM-Net (static)"][0] == "missing"  # no TPR@FPR in this payload
+    assert cell(rows["PSMM-Net (static)"], 1) == ["2.0 [1.0, 4.0]", "0.4", "+1.6"]  # ACER ours, paper
+    assert cell(rows["PSMM-Net (static)"], 0)[0] == "missing"  # no TPR@FPR in this payload
+
+
+def test_real_data_cells_say_whether_the_published_number_is_inside_the_interval():
+    params = load_params()
+    params["datasets"]["surf"]["root"] = "/data/CASIA-SURF"
+    experiment = Experiment.parse("surf.main.f1.sdnet.static_only.s0")
+    for interval, mark, word in (([0.002, 0.009], "r", "reproduced"), ([0.01, 0.04], "n", "not reproduced")):
+        table, tex = table_of("surf", {experiment: payload(0.005, ci=interval)}, params)
+        assert cell(parse_rows(tex)["PSMM-Net (static)"], 1)[2].endswith(f"\\textsuperscript{{{mark}}}")
+        assert "SYNTHETIC" not in tex and "(reproduced)" in tex
+        markdown = "\n".join(report.render_markdown(table, report.load_references(),
+                                                     {"preset": "demo", "bootstrap": metrics_bootstrap()}))
+        assert f" {word} |" in markdown
 
 
 def test_headline_metrics_summarise_each_table(produced):
@@ -239,7 +320,7 @@ def test_headline_metrics_summarise_each_table(produced):
     (p1,) = [c for c in cells if c["row"] == "P1 mean" and c["metric"] == "acer"]
     assert summary["cefa_protocols"]["P1 mean"]["acer"] == round(p1["mean_percent"], 4)
     assert "1_1" not in summary["cefa_protocols"]  # per-fold rows stay in the tables
-    assert set(summary["motion_intra"]["MSU-MFSD"]) == {"eer", "hter", "acer"}
+    assert set(summary["motion_intra"]["MSU-MFSD"]) == {"eer", "hter", "acer", "auc"}
     columns = [m for rows in summary.values() for values in rows.values() for m in values]
     assert len(columns) < 40
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.vgg import cfgs
-
 TEMPORAL = ("attention", "last", "mean", "none")
+# VGG-16's configuration "D" (torchvision.models.vgg.cfgs["D"]): channels at width 64, M = max-pool.
+# Copied rather than imported: importing torchvision costs a training job about 2 s of CPU.
+VGG16_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
 def vgg16_features(width: int = 64) -> nn.Sequential:
@@ -25,7 +26,7 @@ def vgg16_features(width: int = 64) -> nn.Sequential:
     """
     layers: list[nn.Module] = []
     channels = 3
-    for entry in cfgs["D"]:
+    for entry in VGG16_D:
         if entry == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:

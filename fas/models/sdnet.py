@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, conv1x1
 
 BRANCHES = ("static", "dynamic", "static_dynamic")
 STAGES = ("layer1", "layer2", "layer3", "layer4")  # res1..res4 in the paper's terms
@@ -52,6 +51,38 @@ class ResNetTrunk(nn.Module):
 
     def block(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, name)(x)
+
+
+def conv3x3(inplanes: int, planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(inplanes: int, planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: two 3x3 convolutions and the identity (or a projection).
+
+    Written out with torchvision's module names, so its state dicts load and a test
+    checks the outputs against torchvision's block: importing torchvision costs
+    every training job about 2 s of CPU, more than a demo model's training.
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
 def _make_layer(inplanes: int, planes: int, stride: int, blocks: int = 2) -> nn.Sequential:

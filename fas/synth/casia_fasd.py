@@ -18,6 +18,9 @@ FILES = {"1": ("live", "low"), "2": ("live", "normal"), "HR_1": ("live", "high")
          "5": ("cut_photo", "low"), "6": ("cut_photo", "normal"), "HR_3": ("cut_photo", "high"),
          "7": ("replay", "low"), "8": ("replay", "normal"), "HR_4": ("replay", "high")}
 RESOLUTION = {"low": 1.0, "normal": 1.0, "high": 1.4}  # HR videos are larger
+# Demo subjects per folder: 3 real and 3 of each attack species each, so 7 test
+# subjects give 21 live test videos and 21 per species.
+DEMO_SUBJECTS = {"train_release": 6, "test_release": 7}
 
 
 def attack(pai: str, quality: str) -> Attack:
@@ -34,12 +37,12 @@ def attack(pai: str, quality: str) -> Attack:
 def items(scale: str) -> list[Item]:
     out = []
     for split, subjects in SUBJECTS.items():
-        for subject in take(subjects, scale, 1, 3):
+        for subject in take(subjects, scale, 1, DEMO_SUBJECTS[split]):
             sid = f"{split.split('_')[0]}{subject}"
             for name, (pai, quality) in FILES.items():
                 out.append(Item((("color", f"{split}/{subject}/{name}.avi"),), sid, attack(pai, quality),
                                 device=quality, session=sid, ethnicity=ethnicity_of(sid, {"EA": 1.0}, "casia"),
-                                source=f"{sid}-photo", resolution=RESOLUTION[quality]))
+                                resolution=RESOLUTION[quality]))
     return out
 
 

@@ -22,7 +22,10 @@ from fas.synth.spec import Item, Layout, per_scale
 
 RACES = {"AF": 1, "CA": 2, "EA": 3}
 SPLITS = {"train": range(0, 200), "dev": range(200, 300), "test": range(300, 500)}
-REDUCED = {"tiny": (2, 1, 1), "demo": (3, 2, 2)}  # subjects per race and split
+# Subjects per race and split (train, dev, test). Demo: protocols 1 and 4 test two
+# races, so 10 test subjects per race give 20 live test videos; 5 dev subjects give
+# every dev list 5 live and at least 5 attack videos (docs/synthetic.md, "Demo scale").
+REDUCED = {"tiny": (2, 1, 1), "demo": (4, 5, 10)}
 # The only video kinds the protocol lists use: (AcqDevice, Session, PAI).
 KINDS = {"real": (1, 1, 1), "cloth_in": (3, 1, 2), "cloth_out": (3, 2, 2), "screen": (3, 1, 4)}
 ATTACKS = {1: Attack(), 2: Attack("cloth", bend=0.35, medium="cloth", quality=0.6),
@@ -35,6 +38,7 @@ MASKS = {"3D-Mask": (1, 99, 10), "Silicone-Mask": (2, 7, 19)}
 MASK_COMBOS = list(product((1, 2, 3), (0, 1), (1, 2), (1, 2)))  # dresses, glasses, session, lighting
 MASK_DEVICE = 2
 MASK_ATTACKS = {"3D-Mask": Attack("mask_3d"), "Silicone-Mask": Attack("mask_silicone")}
+DEMO_MASKS = (2, 5)  # (ids, videos per id) of each mask type: 10 videos per mask species
 # Sub-protocol file names per (protocol, fold) (REFERENCE: p1.1/p1.3/p1.5 are 1_1/1_2/1_3,
 # p4.1/p4.3/p4.5 are 4_1/4_2/4_3; the p3 names are unverified).
 SUBPROTOCOLS = {("p1", 1): "p1.1", ("p1", 2): "p1.3", ("p1", 3): "p1.5",
@@ -50,6 +54,7 @@ CHALLENGE_DEV_FIRST = 3000  # anonymised ids
 # then AF) and 1,000 shared by the three folds (kind unverified; written as 3D masks).
 CHALLENGE_TEST_RACES = ("CA", "EA", "AF")
 CHALLENGE_SHARED = {"tiny": 1, "demo": 2, "full": 1000}
+CHALLENGE_SCALE = {"tiny": "tiny", "demo": "tiny", "full": "full"}
 
 
 def subjects(split: str, scale: str) -> list[int]:
@@ -76,7 +81,7 @@ def main_items(scale: str) -> list[Item]:
             out.append(_item(video_dir(race, subject, kind), {m: m for m in MODALITIES},
                              race, f"{race}-{subject:03d}", kind))
     for folder, (code, n_ids, per_id) in MASKS.items():
-        n_ids, per_id = per_scale(scale, (1, 1), (2, 1), (n_ids, per_id))
+        n_ids, per_id = per_scale(scale, (1, 1), DEMO_MASKS, (n_ids, per_id))
         for mask_id, (dresses, glasses, session, light) in product(range(n_ids), MASK_COMBOS[:per_id]):
             name = f"{code}_{mask_id:03d}_{dresses}_{glasses}_{MASK_DEVICE}_{session}_{light}"
             base = f"CASIA_CeFA/Mask/{folder}/{mask_id:03d}/{name}"
@@ -87,8 +92,13 @@ def main_items(scale: str) -> list[Item]:
 
 
 def challenge_items(scale: str) -> list[Item]:
-    """The challenge copy of protocol 4: train named, dev and test anonymised."""
+    """The challenge copy of protocol 4: train named, dev and test anonymised.
+
+    The grid never trains on it (its test labels were never published), so the
+    demo keeps the tiny counts of it.
+    """
     names = CHALLENGE_MODALITIES
+    scale = CHALLENGE_SCALE[scale]
     out = []
     for race in RACES:
         for subject in subjects("train", scale):

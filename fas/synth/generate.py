@@ -75,7 +75,8 @@ def write_item(job: Job, item: Item) -> int:
         identity=_identity(seed, ds, item.subject, item.ethnicity, max(32, int(face_px))),
         attack=item.attack, capture=capture,
         scene=conditions(seed, ds, item.device, item.session, job.difficulty, layout.style),
-        source=conditions(seed, ds, "source-camera", item.source, job.difficulty, layout.style),
+        source=conditions(seed, ds, "source-camera", item.source or item.session, job.difficulty,
+                          layout.style),
         attacker=_identity(seed, ds, item.attacker, item.ethnicity, max(32, int(face_px))) if item.attacker else None)
     rng = np.random.default_rng(stable_seed(seed, ds, "item", item.key))
     frames = render_video(presentation, rng, job.difficulty, face_px, seed, ds)

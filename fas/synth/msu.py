@@ -18,19 +18,21 @@ ATTACKS = {"ipad_video": Attack("replay", medium="ipad", quality=0.9, handheld=F
            "iphone_video": Attack("replay", medium="iphone", quality=0.6, handheld=True),
            "printed_photo": Attack("print", medium="a3-print", quality=0.7, handheld=True)}
 POPULATION = {"CA": 0.5, "EA": 0.3, "AF": 0.2}
+# Demo (train, test) clients: 2 real and 6 attack videos each, so 10 test clients
+# give 20 live test videos and 20 of each attack species.
+DEMO_CLIENTS = (6, 10)
 
 
 def items(scale: str) -> list[Item]:
     out = []
-    for client in sorted(take(TRAIN, scale, 1, 3) + take(TEST, scale, 1, 3)):
+    for client in sorted(take(TRAIN, scale, 1, DEMO_CLIENTS[0]) + take(TEST, scale, 1, DEMO_CLIENTS[1])):
         eth = ethnicity_of(str(client), POPULATION, "msu")
         for device, ext in DEVICES.items():
             name = f"real_client{client:03d}_{device}_SD_scene01{ext}"
             out.append(Item((("color", f"real/{name}"),), f"{client:03d}", Attack(), device, "scene01", eth))
             for kind, attack in ATTACKS.items():
                 name = f"attack_client{client:03d}_{device}_SD_{kind}_scene01{ext}"
-                out.append(Item((("color", f"attack/{name}"),), f"{client:03d}", attack, device, "scene01", eth,
-                                source=f"client{client}-hd"))
+                out.append(Item((("color", f"attack/{name}"),), f"{client:03d}", attack, device, "scene01", eth))
     return out
 
 

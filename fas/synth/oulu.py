@@ -22,11 +22,17 @@ FILES = {1: Attack(), 2: Attack("print", medium="printer1", quality=0.4),
 LABELS = {1: "+1", 2: "-1", 3: "-1", 4: "-2", 5: "-2"}
 POPULATION = {"CA": 0.6, "EA": 0.25, "AF": 0.15}
 
-# Reduced scales give each user a few (phone, session) pairs, all five files each:
-# Train/Dev users cycle through sessions 1-2 over all phones, Test users through
-# session 3, so every protocol and fold keeps members of both classes.
-REDUCED_USERS = {"tiny": (1, 1, 1), "demo": (3, 2, 3)}
-REDUCED_PAIRS = {"tiny": {"Train": 2, "Dev": 2, "Test": 6}, "demo": {"Train": 2, "Dev": 2, "Test": 2}}
+# Reduced scales give each user a few (phone, session) pairs: Train/Dev users cycle
+# through sessions 1-2 over all phones, Test users through session 3, so every
+# protocol and fold keeps members of both classes. Per split: (users, pairs per
+# user, files per pair); None = all five files.
+REDUCED = {"tiny": {"Train": (1, 2, None), "Dev": (1, 2, None), "Test": (1, 6, None)},
+           "demo": {"Train": (6, 2, None), "Dev": (3, 2, (1, 2, 4)), "Test": (20, 6, "one_attack")}}
+# Demo sizing (docs/synthetic.md): Protocol 4 tests one phone in session 3 with files
+# 1, 3, 5, so each of 20 test users films every phone in session 3, the real file and
+# one attack file, print (3) or replay (5) in turn: every P3/P4 fold tests 20 live,
+# 10 print and 10 replay videos. Dev lists of Protocols 2 and 4 use files 1, 2, 4 only,
+# which is all a dev user films; 6 dev pairs leave 5 live dev videos in every P3/P4 fold.
 
 
 def _pairs(split: str, position: int, scale: str) -> list[tuple[int, int]]:
@@ -34,8 +40,17 @@ def _pairs(split: str, position: int, scale: str) -> list[tuple[int, int]]:
         return [(p, s) for p in PHONES for s in SESSIONS]
     sessions = (3,) if split == "Test" else (1, 2)
     cycle = [(p, sessions[(p + k) % len(sessions)]) for k in range(len(sessions)) for p in PHONES]
-    n = REDUCED_PAIRS[scale][split]
+    n = REDUCED[scale][split][1]
     return [cycle[(position * n + j) % len(cycle)] for j in range(n)]
+
+
+def _files(split: str, user: int, phone: int, scale: str) -> tuple[int, ...]:
+    chosen = None if scale == "full" else REDUCED[scale][split][2]
+    if chosen is None:
+        return tuple(FILES)
+    if chosen == "one_attack":
+        return (1, 3 if (user + phone) % 2 == 0 else 5)
+    return chosen
 
 
 def video_id(phone: int, session: int, user: int, file: int) -> str:
@@ -44,15 +59,16 @@ def video_id(phone: int, session: int, user: int, file: int) -> str:
 
 def items(scale: str) -> list[Item]:
     out = []
-    for k, (split, users) in enumerate(USERS.items()):
-        users = list(users) if scale == "full" else list(users)[: REDUCED_USERS[scale][k]]
+    for split, users in USERS.items():
+        users = list(users) if scale == "full" else list(users)[: REDUCED[scale][split][0]]
         for position, user in enumerate(users):
             for phone, session in sorted(_pairs(split, position, scale)):
-                for file, attack in FILES.items():
+                for file in _files(split, user, phone, scale):
+                    attack = FILES[file]
                     vid = video_id(phone, session, user, file)
                     out.append(Item((("color", f"{split}_files/{vid}.avi"),), f"{user:02d}", attack,
                                     device=f"phone{phone}", session=f"session{session}",
-                                    ethnicity=_ethnicity(user), source=f"user{user}"))
+                                    ethnicity=_ethnicity(user)))
     return out
 
 

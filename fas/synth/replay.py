@@ -9,7 +9,7 @@ one `frame x y w h` line per frame (frame from 0, top-left corner).
 from __future__ import annotations
 
 from fas.synth.render import Attack
-from fas.synth.spec import Item, Layout, ethnicity_of, take
+from fas.synth.spec import Item, Layout, ethnicity_of
 
 # 15 / 15 / 20 clients. The real ids are not contiguous; contiguous ids are used
 # here (unverified which ids go where).
@@ -35,25 +35,45 @@ def _attack(kind: str, medium: str, support: str) -> Attack:
 def _item(path: str, client: int, attack: Attack, light: str, annotate: bool = True) -> Item:
     sid = f"{client:03d}"
     return Item((("color", path),), sid, attack, "webcam", light, ethnicity_of(sid, POPULATION, "replay"),
-                source=f"client{client}-{attack.medium}",
                 annotation=f"face-locations/{path[:-4]}.face" if annotate else None)
+
+
+# Reduced scales per split: (clients, attack videos per client); each client keeps one
+# lighting (in turn) and both real takes. None = all ten attacks. A client's attacks
+# start with one of each species (print, mobile, highdef), in turn over the clients'
+# supports and contents, so the demo's 10 test clients give 20 live test videos and 10
+# of each species (docs/synthetic.md).
+REDUCED = {"tiny": {"train": (1, None), "devel": (1, None), "test": (1, None)},
+           "demo": {"train": (8, 4), "devel": (5, 3), "test": (10, 3)}}
+
+
+def _attacks(position: int, count: int | None) -> list[tuple[str, str, str, str]]:
+    """(support, kind, device, medium) of a client's attack videos."""
+    combos = [(support, *kind) for support in ("fixed", "hand") for kind in KINDS]
+    if count is None:
+        return combos
+    by_species = [[c for c in combos if c[1] == kind] for kind in ("print", "mobile", "highdef")]
+    first = [group[position % len(group)] for group in by_species]
+    rest = [c for c in combos if c not in first]
+    return first + [rest[(position + j) % len(rest)] for j in range(count - len(first))]
 
 
 def items(scale: str) -> list[Item]:
     out = []
     for split, clients in CLIENTS.items():
-        for client in take(clients, scale, 1, 2):
+        clients = list(clients)
+        n_clients, n_attacks = (len(clients), len(KINDS) * 2) if scale == "full" else REDUCED[scale][split]
+        for position, client in enumerate(clients[:n_clients]):
             # Reduced scales keep one lighting per client (alternating) to stay small.
             for light in LIGHTS if scale == "full" else LIGHTS[client % 2: client % 2 + 1]:
                 out.append(_item(ENROLL.format(split=split, client=client, light=light), client, Attack(), light))
                 for take_no in (1, 2):
                     name = f"client{client:03d}_session01_webcam_authenticate_{light}_{take_no}.mov"
                     out.append(_item(f"{split}/real/{name}", client, Attack(), light))
-                for support in ("fixed", "hand"):
-                    for kind, device, medium in KINDS:
-                        name = f"attack_{kind}_client{client:03d}_session01_{device}_{medium}_{light}.mov"
-                        out.append(_item(f"{split}/attack/{support}/{name}", client,
-                                         _attack(kind, medium, support), light))
+                for support, kind, device, medium in sorted(_attacks(position, n_attacks)):
+                    name = f"attack_{kind}_client{client:03d}_session01_{device}_{medium}_{light}.mov"
+                    out.append(_item(f"{split}/attack/{support}/{name}", client,
+                                     _attack(kind, medium, support), light))
     return out
 
 

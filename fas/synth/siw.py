@@ -9,7 +9,7 @@ leave-one-replay-medium-out, P3 print <-> replay).
 from __future__ import annotations
 
 from fas.synth.render import Attack
-from fas.synth.spec import Item, Layout, ethnicity_of, per_scale, take
+from fas.synth.spec import Item, Layout, ethnicity_of, per_scale
 
 # 165 subjects: 90 train, 75 test (which ids go where is unverified: the first 90).
 SUBJECTS = {"Train": range(1, 91), "Test": range(91, 166)}
@@ -24,30 +24,53 @@ M_MOV_EVERY = 5
 POPULATION = {"CA": 0.35, "EA": 0.35, "AF": 0.3}
 
 
+# Reduced scales per split: (subjects, live media per subject, print media per subject);
+# every subject keeps all four replay media. Demo sizing (docs/synthetic.md): Protocol 2
+# tests one replay medium, so 20 test subjects give 20 videos of each medium; one live
+# and one print video per test subject (media in turn) give 20 live and 20 print.
+REDUCED = {"tiny": {"Train": (1, 4, 2), "Test": (1, 4, 2)},
+           "demo": {"Train": (8, 2, 2), "Test": (20, 1, 1)}}
+
+
+def _spoof_session(position: int, medium: int, session: int) -> str:
+    """Spoof videos are filmed in the live videos' capture conditions, in turn (unverified)."""
+    return f"condition{LIVE_MEDIA[(position + medium) % len(LIVE_MEDIA)]}-{session}"
+
+
+def _media(options, count: int, position: int) -> list:
+    """`count` of `options`, starting at `position` in turn (all of them at full scale)."""
+    options = list(options)
+    return [options[(position + j) % len(options)] for j in range(count)]
+
+
 def items(scale: str) -> list[Item]:
     out = []
     sessions = per_scale(scale, (1,), (1,), (1, 2))
     for split, subjects in SUBJECTS.items():
-        for subject in take(subjects, scale, 1, 3):
+        subjects = list(subjects)
+        n_subjects, n_live, n_print = ((len(subjects), len(LIVE_MEDIA), len(PRINT_MEDIA))
+                                       if scale == "full" else REDUCED[scale][split])
+        for position, subject in enumerate(subjects[:n_subjects]):
             sid = f"{subject:03d}"
             eth = ethnicity_of(sid, POPULATION, "siw")
+            live_media = sorted(_media(LIVE_MEDIA, n_live, position))
             for session in sessions:
-                for medium in LIVE_MEDIA:
-                    last = medium == LIVE_MEDIA[-1] and session == sessions[-1]
+                for medium in live_media:
+                    last = medium == live_media[-1] and session == sessions[-1]
                     ext = ".m.mov" if last and subject % M_MOV_EVERY == 0 else ".mov"
                     name = f"{sid}-{SENSOR}-1-{medium}-{session}{ext}"
                     out.append(Item((("color", f"{split}/live/{sid}/{name}"),), sid, Attack(),
                                     f"sensor{SENSOR}", f"condition{medium}-{session}", eth))
-                for medium, quality in PRINT_MEDIA.items():
+                for medium in sorted(_media(PRINT_MEDIA, n_print, position)):
                     name = f"{sid}-{SENSOR}-2-{medium}-{session}.mov"
                     out.append(Item((("color", f"{split}/spoof/{sid}/{name}"),), sid,
-                                    Attack("print", medium=f"print{medium}", quality=quality),
-                                    f"sensor{SENSOR}", f"spoof-{session}", eth, source=f"{sid}-photo"))
+                                    Attack("print", medium=f"print{medium}", quality=PRINT_MEDIA[medium]),
+                                    f"sensor{SENSOR}", _spoof_session(position, medium, session), eth))
                 for medium, (screen, quality) in REPLAY_MEDIA.items():
                     name = f"{sid}-{SENSOR}-3-{medium}-{session}.mov"
                     out.append(Item((("color", f"{split}/spoof/{sid}/{name}"),), sid,
                                     Attack("replay", medium=screen, quality=quality, handheld=False),
-                                    f"sensor{SENSOR}", f"spoof-{session}", eth, source=f"{sid}-video"))
+                                    f"sensor{SENSOR}", _spoof_session(position, medium, session), eth))
     return out
 
 

@@ -26,7 +26,9 @@ class Item:
     device: str
     session: str
     ethnicity: str
-    source: str = "source"  # session where the photo / replayed video was taken
+    # Session (room and light) where the photo or video an attack shows was taken; None: the
+    # item's own session, as the video datasets' attacks were made (docs/synthetic.md).
+    source: str | None = None
     annotation: str | None = None  # face-location file (Replay-Attack)
     frame_name: str = "{:04d}.jpg"  # frame file names inside a frame folder
     resolution: float = 1.0  # frame size relative to the dataset's (CASIA-FASD HR)
@@ -62,21 +64,26 @@ def per_scale(scale: str, tiny, demo, full):
     return {"tiny": tiny, "demo": demo, "full": full}[scale]
 
 
+# Demo videos hold exactly what the demo preset samples (extract.sampling.demo: two
+# clips of 8 consecutive frames, i.e. 16 frames), so nothing is rendered for nothing.
+DEMO_FRAMES = 16
+
+
 def frames_for(layout: Layout, scale: str, layout_only: bool) -> int:
-    """Frames per video: a placeholder frame, a few frames, or 1 s at the dataset's fps."""
+    """Frames per video: a placeholder frame, a few frames, the demo's 16, or 1 s at the dataset's fps."""
     if layout_only:
         return 1
     if layout.media == "frames":
-        return per_scale(scale, 6, 24, 24)
-    return per_scale(scale, 8, int(round(layout.fps)), int(round(layout.fps)))
+        return per_scale(scale, 6, DEMO_FRAMES, 24)
+    return per_scale(scale, 8, DEMO_FRAMES, int(round(layout.fps)))
 
 
 def frame_size(layout: Layout, scale: str, layout_only: bool) -> tuple[int, int]:
-    """(width, height): face crops for frame datasets, small 4:3 video otherwise."""
+    """(width, height): face crops for frame datasets (the demo's 64 px crop size), small 4:3 video otherwise."""
     if layout_only:
         return (16, 16)
     if layout.media == "frames":
-        return per_scale(scale, (48, 48), (96, 96), (112, 112))
+        return per_scale(scale, (48, 48), (64, 64), (112, 112))
     return (160, 120)
 
 

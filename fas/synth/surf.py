@@ -25,6 +25,9 @@ SPLIT_FAKES = {"Training": ("04_en_b", "05_enm_s", "06_enm_b"),
 # Subject id prefixes AS/BS/CS are acquisition batches (unverified): assigned in turn.
 PREFIXES = ("AS", "BS", "CS")
 MODALITIES = ("color", "depth", "ir")
+# Subjects per split at (tiny, demo): one real and three fakes each, so the demo's
+# Testing split holds 20 live and 60 attack videos, Val 5 and 15.
+REDUCED = {"Training": (2, 10), "Val": (1, 5), "Testing": (1, 20)}
 
 
 def subject_ids(scale: str) -> dict[str, list[str]]:
@@ -35,7 +38,7 @@ def subject_ids(scale: str) -> dict[str, list[str]]:
         for _ in range(count):
             number += 1
             ids.append(f"CLKJ_{PREFIXES[number % 3]}{number:04d}")
-        out[split] = take(ids, scale, 2 if split == "Training" else 1, 4 if split == "Training" else 2)
+        out[split] = take(ids, scale, *REDUCED[split])
     return out
 
 

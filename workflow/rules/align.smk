@@ -6,6 +6,8 @@ rule align:
         built=touch(paths.built_stamp("align", "{dataset}.{shard}")),
     log:
         paths.job_log("align", "{dataset}.{shard}"),
+    benchmark:
+        paths.job_benchmark("align", "{dataset}.{shard}")
     conda:
         "../envs/fas.yaml"
     params:

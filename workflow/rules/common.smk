@@ -1,8 +1,11 @@
 # Helpers shared by the rules: every input and command comes from fas.dag; what is out
 # of date comes from dvc.lock, the record DVC and Snakemake share (fas.lock).
 
+import json
+import resource
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from snakemake.settings.enums import RerunTrigger
@@ -12,8 +15,9 @@ from fas.config import DEFAULT_PARAMS, read_params_file
 from fas.grid import Experiment, expand
 from fas.paths import EXPERIMENT_PATTERN, Shard
 
-# fas.tracking tags each MLflow run with the orchestrator that ran it.
-shell.prefix("export FAS_ORCHESTRATOR=snakemake; ")
+# fas.tracking tags each MLflow run with the orchestrator that ran it; FAS_USAGE ends
+# every job's log with its CPU time and peak memory (`python -m bench grid`).
+shell.prefix("export FAS_ORCHESTRATOR=snakemake FAS_USAGE=1; ")
 
 EXPERIMENTS = expand(config)
 ALL_JOBS = dag.jobs(config)
@@ -117,6 +121,41 @@ def print_failure_summary(log_path):
             f"{paths.job_log('evaluate', experiment_id)})"
         )
     print(f"Snakemake log: {log_path}")
+
+
+SCHEDULER = {}
+
+
+def start_scheduler_clock():
+    SCHEDULER["started"] = time.time()
+
+
+def record_then_write_usage():
+    """Record the run in dvc.lock (timed), then the scheduler's usage."""
+    started = time.time()
+    record_in_dvc_lock()
+    SCHEDULER["dvc_lock_s"] = time.time() - started
+    write_scheduler_usage()
+
+
+def write_scheduler_usage():
+    """The Snakemake process's own CPU (jobs are child processes, not counted), all jobs' CPU,
+    the run's wall time and the part of it spent recording dvc.lock.
+
+    `python -m bench grid` reads it beside the jobs' benchmark files: the scheduler's overhead.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    jobs = resource.getrusage(resource.RUSAGE_CHILDREN)  # every job, waited for
+    record = {
+        "wall_s": round(time.time() - SCHEDULER.get("started", time.time()), 2),
+        "dvc_lock_s": round(SCHEDULER.get("dvc_lock_s", 0.0), 2),
+        "scheduler_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "scheduler_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "jobs_cpu_s": round(jobs.ru_utime + jobs.ru_stime, 2),
+        "cores": workflow.cores,
+    }
+    paths.SCHEDULER_USAGE.parent.mkdir(parents=True, exist_ok=True)
+    paths.SCHEDULER_USAGE.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def track_output(wildcards):

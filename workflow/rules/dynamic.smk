@@ -6,6 +6,8 @@ rule dynamic:
         built=touch(paths.built_stamp("dynamic", "{dataset}.{shard}")),
     log:
         paths.job_log("dynamic", "{dataset}.{shard}"),
+    benchmark:
+        paths.job_benchmark("dynamic", "{dataset}.{shard}")
     conda:
         "../envs/fas.yaml"
     params:

@@ -6,6 +6,8 @@ rule evaluate:
         built=touch(paths.built_stamp("evaluate", EXPERIMENT_PATTERN.id)),
     log:
         paths.job_log("evaluate", EXPERIMENT_PATTERN.id),
+    benchmark:
+        paths.job_benchmark("evaluate", EXPERIMENT_PATTERN.id)
     conda:
         "../envs/fas.yaml"
     params:

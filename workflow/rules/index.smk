@@ -8,6 +8,8 @@ rule index:
         built=touch(paths.built_stamp("index", "{dataset}")),
     log:
         paths.job_log("index", "{dataset}"),
+    benchmark:
+        paths.job_benchmark("index", "{dataset}")
     conda:
         "../envs/fas.yaml"
     params:

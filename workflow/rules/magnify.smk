@@ -6,6 +6,8 @@ rule magnify:
         built=touch(paths.built_stamp("magnify", "{dataset}.{shard}")),
     log:
         paths.job_log("magnify", "{dataset}.{shard}"),
+    benchmark:
+        paths.job_benchmark("magnify", "{dataset}.{shard}")
     conda:
         "../envs/fas.yaml"
     params:

@@ -26,8 +26,11 @@ rule report:
         built=touch(paths.built_stamp("report")),
     log:
         paths.job_log("report"),
+    benchmark:
+        paths.job_benchmark("report")
     conda:
         "../envs/fas.yaml"
+    threads: 2  # it runs alone at the end of the grid: plots in two processes (fas report --workers)
     params:
         cmd=from_job(report_output, "cmd"),
     shell:

@@ -4,6 +4,8 @@ rule synth:
         built=touch(paths.built_stamp("synth", "{dataset}")),
     log:
         paths.job_log("synth", "{dataset}"),
+    benchmark:
+        paths.job_benchmark("synth", "{dataset}")
     conda:
         "../envs/fas.yaml"
     params:

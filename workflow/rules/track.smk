@@ -4,6 +4,8 @@ rule track_init:
         built=touch(paths.built_stamp("track")),
     log:
         paths.job_log("track", "init"),
+    benchmark:
+        paths.job_benchmark("track", "init")
     conda:
         "../envs/fas.yaml"
     params:

@@ -9,6 +9,8 @@ rule train:
         built=touch(paths.built_stamp("train", EXPERIMENT_PATTERN.id)),
     log:
         paths.job_log("train", EXPERIMENT_PATTERN.id),
+    benchmark:
+        paths.job_benchmark("train", EXPERIMENT_PATTERN.id)
     conda:
         "../envs/fas.yaml"
     resources:

@@ -1,0 +1,191 @@
+"""`fas verdict`: does the grid show what it should? Split sizes, and models that learn.
+
+Two checks, with the thresholds of params `verdict:` (docs/evaluation.md, "Verdict"):
+- every test split of the grid holds at least `test_min` live and attack videos
+  and per attack species, every dev split at least `dev_min` of each class
+  (from the index: `protocols.parquet` and `manifest.parquet`);
+- every intra-domain experiment named under `verdict.intra` reaches its test
+  AUC, and every cross-domain protocol under `verdict.cross` stays below its
+  intra-domain counterpart (mean test AUC of the same variant) and above the
+  floor (from `metrics.json`).
+
+`fas report` prints the verdict at the end of the main job; `fas verdict`
+exits 1 when anything fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from fas import paths
+from fas.config import load_params
+from fas.grid import Experiment, expand
+from fas.lazy import lazy_import
+
+np = lazy_import("numpy")
+pq = lazy_import("pyarrow.parquet")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failed check: what, where, and the numbers."""
+
+    check: str  # split_size | intra_auc | cross_auc | missing
+    subject: str  # an experiment id, a split, or a protocol
+    message: str
+
+
+def split_counts(index_root: Path, dataset: str) -> dict[tuple[str, int, str], dict]:
+    """(protocol, fold, split) -> {live, attack, per_pai} video counts of one indexed dataset."""
+    folder = Path(index_root) / dataset
+    protocols = pq.read_table(folder / "protocols.parquet",
+                              columns=["dataset", "protocol", "fold", "split", "video_id"]).to_pylist()
+    manifest = pq.read_table(folder / "manifest.parquet", columns=["dataset", "video_id", "pai"])
+    pai_of = dict(zip(zip(manifest.column("dataset").to_pylist(), manifest.column("video_id").to_pylist()),
+                      manifest.column("pai").to_pylist()))
+    members: dict[tuple, set] = defaultdict(set)
+    for row in protocols:
+        members[row["protocol"], int(row["fold"]), row["split"]].add((row["dataset"], row["video_id"]))
+    counts = {}
+    for key, videos in members.items():
+        pais = [pai_of[video] for video in videos]
+        per_pai = {p: pais.count(p) for p in sorted(set(pais)) if p != "live"}
+        counts[key] = {"live": pais.count("live"), "attack": sum(per_pai.values()), "per_pai": per_pai}
+    return counts
+
+
+def check_splits(params: dict, index_root: Path) -> tuple[list[Finding], dict]:
+    """Findings for undersized test and dev splits of the grid's experiments, and every count."""
+    rules = params["verdict"]
+    findings, seen = [], {}
+    experiments = expand(params)
+    for dataset in sorted({e.dataset for e in experiments}):
+        try:
+            counts = split_counts(index_root, dataset)
+        except (OSError, ValueError) as error:
+            findings.append(Finding("split_size", dataset, f"no index to count splits ({error})"))
+            continue
+        for protocol, fold in sorted({(e.protocol, e.fold) for e in experiments if e.dataset == dataset}):
+            for split, minimum in (("test", rules["test_min"]), ("dev", rules["dev_min"])):
+                found = counts.get((protocol, fold, split))
+                name = f"{dataset}.{protocol}.f{fold}.{split}"
+                if found is None:
+                    if split == "test":
+                        findings.append(Finding("split_size", name, "no test split in the index"))
+                    continue
+                seen[name] = found
+                short = [f"{found[c]} {c} < {minimum[c]}" for c in ("live", "attack")
+                         if found[c] < minimum[c]]
+                if split == "test":
+                    short += [f"{n} {pai} < {minimum['per_pai']}" for pai, n in found["per_pai"].items()
+                              if n < minimum["per_pai"]]
+                if short:
+                    findings.append(Finding("split_size", name, "; ".join(short)))
+    return findings, seen
+
+
+def _auc(payloads: dict, experiment: Experiment) -> float | None:
+    payload = payloads.get(experiment)
+    return None if payload is None else payload["test"].get("auc")
+
+
+def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
+    """Findings for intra-domain experiments under their AUC and cross-domain protocols out of order."""
+    rules = params["verdict"]
+    experiments = expand(params)
+    findings = []
+    for rule in rules["intra"]:
+        for e in experiments:
+            if (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) and e.variant in rule["variants"]:
+                value = _auc(payloads, e)
+                if value is None:
+                    findings.append(Finding("missing", e.id, "no metrics (or no AUC)"))
+                elif value < rule["min_auc"]:
+                    findings.append(Finding("intra_auc", e.id, f"test AUC {value:.3f} < {rule['min_auc']}"))
+    floor = rules["cross"]["min_auc"]
+
+    def mean_auc(dataset: str, protocol: str, variant: str) -> tuple[float | None, list]:
+        members = [e for e in experiments if (e.dataset, e.protocol, e.variant) == (dataset, protocol, variant)]
+        values = [v for e in members if (v := _auc(payloads, e)) is not None]
+        return (float(np.mean(values)) if values else None), members
+
+    for shifted, intra in rules["cross"]["against"].items():
+        dataset, protocol = shifted.split(".")
+        for variant in sorted({e.variant for e in experiments if (e.dataset, e.protocol) == (dataset, protocol)}):
+            value, members = mean_auc(dataset, protocol, variant)
+            for e in members:
+                auc = _auc(payloads, e)
+                if auc is not None and auc < floor:
+                    findings.append(Finding("cross_auc", e.id, f"test AUC {auc:.3f} < {floor} (chance level)"))
+            reference, _ = mean_auc(*intra.split("."), variant)
+            if value is not None and reference is not None and value >= reference:
+                findings.append(Finding("cross_auc", f"{shifted} {variant}",
+                                        f"mean test AUC {value:.3f} is not below {intra}'s {reference:.3f}"))
+    return findings
+
+
+def read_payloads(experiments: list[Experiment], eval_root: Path) -> dict[Experiment, dict]:
+    """metrics.json of every experiment that has a readable one."""
+    payloads = {}
+    for experiment in experiments:
+        path = Path(eval_root) / experiment.path / "metrics.json"
+        try:
+            payloads[experiment] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return payloads
+
+
+def verdict(params: dict, index_root: Path, payloads: dict[Experiment, dict] | None) -> dict:
+    """Every finding of both checks (AUC only when `payloads` is given) and the split counts."""
+    findings, counts = check_splits(params, index_root)
+    if payloads is not None:
+        findings += check_auc(params, payloads)
+    return {"findings": findings, "split_counts": counts, "experiments": len(expand(params)),
+            "with_metrics": None if payloads is None else len(payloads)}
+
+
+def summary_lines(result: dict, rules: dict) -> list[str]:
+    """The short verdict: what passed, and each failure on its own line."""
+    findings = result["findings"]
+    by_check = defaultdict(list)
+    for finding in findings:
+        by_check[finding.check].append(finding)
+    test, dev = rules["test_min"], rules["dev_min"]
+    lines = [f"splits: {len(result['split_counts'])} test/dev splits counted; test needs "
+             f">= {test['live']} live, {test['attack']} attack and {test['per_pai']} per species, "
+             f"dev >= {dev['live']} live and {dev['attack']} attack: "
+             + (f"{len(by_check['split_size'])} too small" if by_check["split_size"] else "all big enough")]
+    if result["with_metrics"] is not None:
+        lines.append(f"learning: {result['with_metrics']} of {result['experiments']} experiments have "
+                     "metrics; " + ("every intra-domain experiment reaches its AUC and every "
+                                    "cross-domain protocol sits below its intra-domain counterpart"
+                                    if not (by_check["intra_auc"] or by_check["cross_auc"] or by_check["missing"])
+                                    else f"{len(by_check['intra_auc'])} intra-domain experiment(s) did not learn, "
+                                         f"{len(by_check['cross_auc'])} cross-domain finding(s), "
+                                         f"{len(by_check['missing'])} without metrics"))
+    titles = {"split_size": "split too small", "intra_auc": "did not learn",
+              "cross_auc": "cross-domain", "missing": "missing"}
+    lines += [f"  {titles[f.check]}: {f.subject}: {f.message}" for f in findings]
+    return lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=None, help="params.yaml to read")
+    parser.add_argument("--index-root", type=Path, default=paths.INDEX_ROOT)
+    parser.add_argument("--eval-root", type=Path, default=paths.EVAL_ROOT)
+    parser.add_argument("--splits-only", action="store_true",
+                        help="check the split sizes only (needs the index, no trained model)")
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    payloads = None if args.splits_only else read_payloads(expand(params), args.eval_root)
+    result = verdict(params, args.index_root, payloads)
+    for line in summary_lines(result, params["verdict"]):
+        print(line)
+    return 1 if result["findings"] else 0

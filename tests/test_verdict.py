@@ -1,0 +1,96 @@
+"""`fas verdict`: the demo scale's split sizes, and the AUC rules on fabricated metrics."""
+
+import json
+
+import pytest
+
+from fas import verdict
+from fas.cli import main
+from fas.config import load_params
+from fas.grid import Experiment, expand
+from fas.synth import DATASETS
+from fas.synth.generate import generate
+
+
+@pytest.fixture(scope="module")
+def demo_index(tmp_path_factory):
+    """Every dataset at demo scale with placeholder media, indexed (cross included)."""
+    root = tmp_path_factory.mktemp("demo")
+    for dataset in DATASETS:
+        generate(dataset, root / "synthetic" / dataset, "demo", 0, 0.5, layout_only=True, workers=2)
+        assert main(["index", dataset, "--root", str(root / "synthetic" / dataset),
+                     "--out", str(root / "index" / dataset)]) == 0
+    assert main(["index", "cross", "--root", str(root / "index"), "--out", str(root / "index" / "cross")]) == 0
+    return root / "index"
+
+
+def test_every_split_of_the_demo_grid_is_big_enough(demo_index):
+    params = load_params()
+    findings, counts = verdict.check_splits(params, demo_index)
+    assert findings == []
+    tests = {name: c for name, c in counts.items() if name.endswith(".test")}
+    # every test split of the grid is counted: each fold of OULU P3/P4, SiW P2/P3, CeFA sub-protocols
+    assert {f"oulu.p{p}.f{f}.test" for p in (3, 4) for f in range(1, 7)} <= set(tests)
+    assert {f"siw.p2.f{f}.test" for f in range(1, 5)} <= set(tests)
+    assert {f"cefa.p{p}.f{f}.test" for p, folds in ((1, 3), (2, 2), (3, 3), (4, 3))
+            for f in range(1, folds + 1)} <= set(tests)
+    for name, count in tests.items():
+        assert count["live"] >= 20 and count["attack"] >= 20, name
+        assert min(count["per_pai"].values()) >= 10, name
+    assert counts["oulu.p4.f3.dev"]["live"] >= 5 and counts["cefa.p4.f1.dev"]["attack"] >= 5
+
+
+def test_an_undersized_split_is_named(demo_index):
+    params = load_params()
+    params["verdict"]["test_min"]["per_pai"] = 11  # OULU P3/P4 folds test 10 prints, 10 replays
+    findings, _ = verdict.check_splits(params, demo_index)
+    named = {f.subject for f in findings}
+    assert "oulu.p3.f1.test" in named and "cefa.p1.f1.test" in named  # 10 of each mask species
+    assert all(f.check == "split_size" for f in findings)
+    assert any("10 print < 11" in f.message for f in findings if f.subject == "oulu.p4.f2.test")
+
+
+def payloads(aucs: dict[str, float]) -> dict[Experiment, dict]:
+    return {Experiment.parse(e): {"test": {"auc": auc}} for e, auc in aucs.items()}
+
+
+def small_grid(params: dict) -> dict:
+    params["grid"] = [
+        {"name": "oulu", "dataset": "oulu", "method": "sdnet", "variants": ["static_rgb"],
+         "protocols": {"p1": [1], "p3": [1, 2]}},
+        {"name": "motion", "dataset": "replay", "method": "motion", "variants": ["full"],
+         "protocols": {"grandtest": [1]}}]
+    return params
+
+
+def test_auc_rules_name_what_did_not_learn():
+    params = small_grid(load_params())
+    good = {"oulu.p1.f1.sdnet.static_rgb.s0": 0.97, "oulu.p3.f1.sdnet.static_rgb.s0": 0.8,
+            "oulu.p3.f2.sdnet.static_rgb.s0": 0.7, "replay.grandtest.f1.motion.full.s0": 0.93}
+    assert verdict.check_auc(params, payloads(good)) == []
+    bad = {**good, "oulu.p1.f1.sdnet.static_rgb.s0": 0.9, "oulu.p3.f2.sdnet.static_rgb.s0": 0.55}
+    found = {(f.check, f.subject) for f in verdict.check_auc(params, payloads(bad))}
+    assert found == {("intra_auc", "oulu.p1.f1.sdnet.static_rgb.s0"),
+                     ("cross_auc", "oulu.p3.f2.sdnet.static_rgb.s0")}
+    easier = {**good, "oulu.p3.f1.sdnet.static_rgb.s0": 0.99, "oulu.p3.f2.sdnet.static_rgb.s0": 0.98}
+    (finding,) = verdict.check_auc(params, payloads(easier))
+    assert finding.subject == "oulu.p3 static_rgb" and "not below oulu.p1's 0.970" in finding.message
+    missing = dict(good)
+    del missing["replay.grandtest.f1.motion.full.s0"]
+    assert [f.check for f in verdict.check_auc(params, payloads(missing))] == ["missing"]
+
+
+def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
+    params = small_grid(load_params())
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    for experiment in expand(params):
+        path = tmp_path / "eval" / experiment.path / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"test": {"auc": 0.5}}))
+    code = main(["verdict", "--params", str(tmp_path / "params.yaml"), "--index-root",
+                 str(tmp_path / "index"), "--eval-root", str(tmp_path / "eval")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "did not learn: oulu.p1.f1.sdnet.static_rgb.s0: test AUC 0.500 < 0.95" in out
+    assert "cross-domain: oulu.p3.f1.sdnet.static_rgb.s0: test AUC 0.500 < 0.6" in out
+    assert "split too small: oulu: no index to count splits" in out
