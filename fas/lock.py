@@ -59,7 +59,7 @@ def commit(stages: list[str], root: str | Path = ".") -> None:
         chosen = [stage for stage in repo.index.stages if stage.addressing in wanted]
         for stage in chosen:
             stage.save()
-            stage.commit()
+            stage.commit(relink=False)  # the workspace file stays as it is (its mtime too)
         by_file: dict[str, list] = {}
         for stage in chosen:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
