@@ -6,7 +6,9 @@ same jobs (`fas.dag`) and keeps to the same record:
 
 - before it plans, `sync_stamps` asks DVC which stages are out of date and
   removes their *built stamp*, a Snakemake-only output of every rule
-  (`paths.built_stamp`), and stamps the stages DVC finds up to date;
+  (`paths.built_stamp`), and stamps the stages DVC finds up to date (removing
+  their `benchmark:` file where DVC rebuilt the outputs after it: Snakemake
+  counts it as an output, and it no longer times them);
 - when it ends, `record_built` commits the jobs it ran to dvc.lock, as
   `dvc repro` would have.
 
@@ -40,9 +42,15 @@ def dvc_project(root: str | Path = ".") -> Iterator:
 
 def built_stages(root: str | Path = ".") -> set[str]:
     """Stages whose dvc.lock entry matches their dependencies, params and outputs."""
+    return set(_built_outputs(root))
+
+
+def _built_outputs(root: str | Path) -> dict[str, list[Path]]:
+    """The outputs of every stage dvc.lock records as built, by stage."""
     with dvc_project(root) as repo:
         changed = set(repo.status())
-        return {stage.addressing for stage in repo.index.stages} - changed
+        return {stage.addressing: [Path(out.fs_path) for out in stage.outs]
+                for stage in repo.index.stages if stage.addressing not in changed}
 
 
 def commit(stages: list[str], root: str | Path = ".") -> None:
@@ -67,20 +75,36 @@ def commit(stages: list[str], root: str | Path = ".") -> None:
             group[0].dvcfile.dump_stages(group, update_pipeline=False)
 
 
-def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".") -> dict[str, int | None]:
+def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".",
+                benchmarks: Mapping[str, Path] | None = None) -> dict[str, int | None]:
     """Stamp the stages dvc.lock records as built, unstamp the others; returns the stamps' mtimes.
 
     `stamps`: stage name -> its built stamp. Snakemake then runs exactly the
-    jobs without a stamp (and those that depend on them).
+    jobs without a stamp (and those that depend on them). `benchmarks`: stage
+    name -> its Snakemake benchmark file, removed when older than the stage's
+    outputs (another tool rebuilt them): Snakemake takes the oldest output,
+    benchmark included, as the job's time, and would run it again.
     """
-    built = built_stages(root)
+    built = _built_outputs(root)
     for stage, stamp in stamps.items():
         if stage not in built:
             stamp.unlink(missing_ok=True)
         else:  # touched even when present: never older than outputs DVC rebuilt since
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.touch()
+            benchmark = (benchmarks or {}).get(stage)
+            if benchmark is not None and _is_older(benchmark, built[stage]):
+                benchmark.unlink()
     return {stage: _mtime(stamp) for stage, stamp in stamps.items()}
+
+
+def _is_older(path: Path, outputs: list[Path]) -> bool:
+    """`path` exists and some file of `outputs` (files or folders) was written after it."""
+    mtime = _mtime(path)
+    if mtime is None:
+        return False
+    files = [f for out in outputs for f in ([out] if out.is_file() else out.rglob("*"))]
+    return any((written := _mtime(f)) is not None and written > mtime for f in files)
 
 
 def record_built(stamps: Mapping[str, Path], before: Mapping[str, int | None],

@@ -59,3 +59,15 @@ def test_what_another_tool_built_is_recorded_and_nothing_else(project):
     assert "up to date" in _run(project, "dvc", "status")
     assert lock.record_built(stamps(project), lock.sync_stamps(stamps(project), project),
                              project) == []
+
+
+def test_a_benchmark_older_than_what_dvc_rebuilt_is_removed(project):
+    """Snakemake counts a job's benchmark file among its outputs: one that predates the
+    outputs DVC rebuilt would make the next job after it look out of date."""
+    marks = {name: project / "bench" / f"{name}.tsv" for name in ("one", "two")}
+    for mark in marks.values():
+        mark.parent.mkdir(exist_ok=True)
+        mark.write_text("s\n1.0\n")
+    os.utime(marks["one"], ns=(0, 0))  # older than one.txt: as if dvc repro ran `one` since
+    lock.sync_stamps(stamps(project), project, benchmarks=marks)
+    assert not marks["one"].exists() and marks["two"].exists()

@@ -95,26 +95,30 @@ def _detector():
 
 def test_dlib_finds_faces_in_generated_video(tmp_path):
     """The project's detector (dlib HOG, no upsampling) finds a face in >= 95% of the
-    sampled frames of the video datasets (>= 85% in each: tiny has 2-3 identities), live and
-    attacks alike."""
+    sampled frames of the video datasets (>= 85% in each), live and attacks alike.
+
+    Three seeds: tiny holds 2-3 identities per dataset, and one identity's attacks
+    (a low-contrast face behind the demo's ink and screen cues) can miss on its own.
+    """
     if importlib.util.find_spec("dlib") is None:
         pytest.skip("dlib not installed")
     detector = _detector()
     rates = {}
     for dataset in ("oulu", "siw", "replay", "msu", "casia_fasd"):
-        root = tmp_path / dataset
-        generate(dataset, root, "tiny", 7, 0.5, workers=2)
         hits = total = 0
-        for video in sorted(p for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")):
-            with av.open(str(video)) as container:
-                for i, frame in enumerate(container.decode(video=0)):
-                    if i % 3 == 0:
-                        grey = np.ascontiguousarray(frame.to_ndarray(format="gray"))
-                        hits += len(detector(grey, 0)) > 0
-                        total += 1
+        for seed in (7, 8, 9):
+            root = tmp_path / f"{dataset}-{seed}"
+            generate(dataset, root, "tiny", seed, 0.5, workers=2)
+            for video in sorted(p for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")):
+                with av.open(str(video)) as container:
+                    for i, frame in enumerate(container.decode(video=0)):
+                        if i % 3 == 0:
+                            grey = np.ascontiguousarray(frame.to_ndarray(format="gray"))
+                            hits += len(detector(grey, 0)) > 0
+                            total += 1
         rates[dataset] = (hits, total)
     hits, total = (sum(v[k] for v in rates.values()) for k in (0, 1))
-    assert total > 300 and hits / total >= 0.95, rates
+    assert total > 900 and hits / total >= 0.95, rates
     assert all(h / t >= 0.85 for h, t in rates.values()), rates
 
 

@@ -24,6 +24,7 @@ ALL_JOBS = dag.jobs(config)
 JOBS = {out: job for job in ALL_JOBS for out in job.outs}
 # Every rule's `built` output: present exactly when dvc.lock records the job as built.
 STAMPS = {job.name: paths.built_stamp(job.stage, job.key) for job in ALL_JOBS}
+BENCHMARKS = {job.name: paths.job_benchmark(job.stage, job.key) for job in ALL_JOBS}
 DATASETS = sorted({*dag.needed_datasets(config), *(e.dataset for e in EXPERIMENTS)})
 METHODS = sorted({e.method for e in EXPERIMENTS})
 # A training job holds the GPU where there is one (the profile offers `gpu: 1`);
@@ -102,7 +103,7 @@ def sync_with_dvc():
     """dvc.yaml as params.yaml has it; the jobs dvc.lock does not record as built unstamped."""
     if dag.refresh_dvc_yaml(config, read_params_file(DEFAULT_PARAMS)):
         print("fas: dvc.yaml rewritten from params.yaml (fas dag dvc)", file=sys.stderr)
-    return lock.sync_stamps(STAMPS)
+    return lock.sync_stamps(STAMPS, benchmarks=BENCHMARKS)
 
 
 # Before Snakemake plans (once, in the main process).

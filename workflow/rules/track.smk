@@ -5,7 +5,7 @@ rule track_init:
     log:
         paths.job_log("track", "init"),
     benchmark:
-        paths.job_benchmark("track", "init")
+        paths.job_benchmark("track")
     conda:
         "../envs/fas.yaml"
     params:
