@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nscheduler: the Snakemake process used {scheduler['scheduler_cpu_s']:.1f} s of CPU over "
               f"the run's {scheduler['wall_s']:.1f} s of wall time "
               f"({100 * scheduler['scheduler_cpu_s'] / max(scheduler['wall_s'], 1e-9):.1f} % of one core; "
-              f"{scheduler['cores']} cores), peak RSS {scheduler['scheduler_peak_rss_mb']:.0f} MB")
+              f"{f'{cores} cores' if (cores := scheduler['cores']) else 'no --cores: a cluster run'}), peak RSS {scheduler['scheduler_peak_rss_mb']:.0f} MB")
     if scheduler:
         print(f"all jobs' CPU, exact (the Snakemake process's waited-for children): "
               f"{scheduler['jobs_cpu_s']:.1f} s")

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.settings.enums import RerunTrigger
 
 from fas import dag, lock, paths
@@ -139,6 +140,14 @@ def record_then_write_usage():
     write_scheduler_usage()
 
 
+def run_cores():
+    """The run's --cores; None where an executor (a Slurm profile) sets no total."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return None
+
+
 def write_scheduler_usage():
     """The Snakemake process's own CPU (jobs are child processes, not counted), all jobs' CPU,
     the run's wall time and the part of it spent recording dvc.lock.
@@ -153,7 +162,7 @@ def write_scheduler_usage():
         "scheduler_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "scheduler_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "jobs_cpu_s": round(jobs.ru_utime + jobs.ru_stime, 2),
-        "cores": workflow.cores,
+        "cores": run_cores(),
     }
     paths.SCHEDULER_USAGE.parent.mkdir(parents=True, exist_ok=True)
     paths.SCHEDULER_USAGE.write_text(json.dumps(record, indent=2) + "\n")
