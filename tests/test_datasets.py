@@ -206,3 +206,25 @@ def test_outputs_follow_the_schemas_and_are_byte_identical_on_rerun(tmp_path, da
     assert set(protocols.column("video_id").to_pylist()) <= set(ids)
     assert set(manifest.column("dataset").to_pylist()) == {dataset}
     assert not any(f.name.endswith(".tmp") for f in (tmp_path / "a").iterdir())
+
+
+def test_media_stamp_follows_the_files_on_disk(tmp_path):
+    """A rewritten frame changes its video's stamp and no other: alignment, which reads
+    only the manifest, then runs again for the data that changed."""
+    root = tmp_path / "root"
+    trees.cefa_tree(root)
+
+    def stamps(run):
+        assert main(["index", "cefa", "--root", str(root), "--out", str(tmp_path / run)]) == 0
+        rows = pq.read_table(tmp_path / run / "manifest.parquet").to_pylist()
+        return {row["video_id"]: row["media_stamp"] for row in rows}
+
+    before = stamps("a")
+    assert all(before.values()) and len(set(before.values())) == len(before)
+    changed = min(before)
+    row = next(r for r in pq.read_table(tmp_path / "a" / "manifest.parquet").to_pylist()
+               if r["video_id"] == changed)
+    frame = sorted((root / row["path_depth"]).iterdir())[0]
+    frame.write_bytes(frame.read_bytes() + b"\0")
+    after = stamps("b")
+    assert {v for v in before if before[v] != after[v]} == {changed}

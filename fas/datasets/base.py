@@ -10,6 +10,7 @@ entries against what is on disk, and writes both tables deterministically.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -37,6 +38,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("path_color", pa.string()), ("path_depth", pa.string()), ("path_ir", pa.string()),
     ("path_annotation", pa.string()),
     *[(name, pa.string()) for name in DESCRIPTIVE_FIELDS],
+    ("media_stamp", pa.string()),  # changes whenever the video's files on disk may have (media_stamp)
 ])
 PROTOCOL_SCHEMA = pa.schema([
     ("dataset", pa.string()), ("protocol", pa.string()), ("fold", pa.int32()),
@@ -431,6 +433,29 @@ class Indexed:
 def _row_key(key: tuple) -> tuple:
     protocol, fold, split, video_id = key
     return protocol, fold, SPLITS.index(split), video_id
+
+
+MEDIA_KEYS = ("path_color", "path_depth", "path_ir", "path_annotation")
+
+
+def media_stamp(row: dict, root: Path) -> str:
+    """A hash of the name, size and modification time of every file of one video
+    (its video file or frame folders, its face locations).
+
+    It puts the pixels in the manifest, which is all alignment depends on: a
+    regenerated or corrected video changes it, so DVC and Snakemake align again.
+    """
+    digest = hashlib.sha1()
+    for key in MEDIA_KEYS:
+        if not row.get(key):
+            continue
+        path = root / row[key]
+        entries = sorted((e for e in os.scandir(path) if e.is_file()), key=lambda e: e.name) \
+            if path.is_dir() else [path]
+        for entry in entries:
+            stat = entry.stat()
+            digest.update(f"{key}/{Path(entry).name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def write_parquet(rows: list[dict], schema: pa.Schema, target: Path) -> None:

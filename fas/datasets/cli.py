@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fas.config import is_synthetic_root, section_defaults
 from fas.datasets import ADAPTERS, check, make_adapter
-from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, Indexed, write_parquet
+from fas.datasets.base import MANIFEST_SCHEMA, PROTOCOL_SCHEMA, SKIPPED, Indexed, media_stamp, write_parquet
 from fas.datasets.cross import build_cross
 from fas.io import FailureReport
 
@@ -42,7 +42,10 @@ def index_root(dataset: str, root: Path, name: str | None = None) -> tuple[Index
     if dataset == "cross":
         manifest, protocols = build_cross(root, report)
         return Indexed(manifest, protocols, None), report
-    return make_adapter(dataset, root, name).run(root, report), report
+    indexed = make_adapter(dataset, root, name).run(root, report)
+    for row in indexed.manifest:
+        row["media_stamp"] = media_stamp(row, root)
+    return indexed, report
 
 
 def run(args: argparse.Namespace) -> int:
