@@ -369,18 +369,28 @@ class Bootstrap:
 
 
 def threshold_free(rows: pd.DataFrame, weights: np.ndarray) -> dict:
-    """EER, AUC and TPR@FPR of weighted rows, one value per weight row ([B] arrays)."""
+    """EER, AUC and TPR@FPR of weighted rows, one value per weight row ([B] arrays), and
+    `auc_per_pai`: the AUC of live against each attack species alone."""
     is_live = rows["is_live"].to_numpy(bool)
     scores = rows["score"].to_numpy(float)
     if is_live.all() or not is_live.any():
         return {}
+    pai = rows["pai"].astype(str).to_numpy()
     blocks = []
     step = max(1, BLOCK_CELLS // max(1, len(np.unique(scores))))
     for start in range(0, len(weights), step):
-        roc = WeightedRoc.build(is_live, scores, weights[start:start + step])
-        blocks.append({"eer": roc.eer()[0], "auc": roc.auc(),
+        block = weights[start:start + step]
+        roc = WeightedRoc.build(is_live, scores, block)
+        per_pai = {}
+        for species in sorted(set(pai[~is_live].tolist())):
+            keep = is_live | (pai == species)
+            per_pai[species] = WeightedRoc.build(is_live[keep], scores[keep], block[:, keep]).auc()
+        blocks.append({"eer": roc.eer()[0], "auc": roc.auc(), "auc_per_pai": per_pai,
                        **{fpr_key(t): roc.tpr_at_fpr(t) for t in FPR_TARGETS}})
-    return {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+    merged = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0] if key != "auc_per_pai"}
+    merged["auc_per_pai"] = {species: np.concatenate([b["auc_per_pai"][species] for b in blocks])
+                             for species in blocks[0]["auc_per_pai"]}
+    return merged
 
 
 def replicate_metrics(rows: pd.DataFrame, threshold: float, weights: np.ndarray,

@@ -195,6 +195,25 @@ def test_evaluate_rows_carries_threshold_and_counts():
     assert {"eer", "auc", "tpr_at_fpr_1e-2", "tpr_at_fpr_1e-3", "tpr_at_fpr_1e-4"} <= set(result)
 
 
+def test_auc_per_pai_is_live_against_each_species_alone():
+    """An unseen species the model scores as live shows in its own AUC, with an interval."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    rows = [("test", "live", s) for s in rng.uniform(0.4, 1.0, 40)]
+    rows += [("test", "print", s) for s in rng.uniform(0.0, 0.5, 30)]
+    rows += [("test", "mask_3d", s) for s in rng.uniform(0.5, 1.0, 20)]
+    frame = table(rows)
+    threshold = metrics.Threshold(0.5, "fixed", None, "fixed", False, None)
+    result = metrics.evaluate_rows(frame, threshold, bootstrap(200))
+    for species in ("print", "mask_3d"):
+        part = frame[frame["is_live"] | (frame["pai"] == species)]
+        assert result["auc_per_pai"][species] == pytest.approx(roc_auc_score(part["is_live"], part["score"]))
+        low, high = result["ci"]["auc_per_pai"][species]
+        assert low <= result["auc_per_pai"][species] <= high
+    assert result["auc_per_pai"]["print"] > 0.95 > 0.6 > result["auc_per_pai"]["mask_3d"]
+
+
 def test_aggregate_uses_sample_std():
     summary = metrics.aggregate([0.01, 0.02, 0.03, 0.04])
     assert summary["mean"] == pytest.approx(0.025)

@@ -94,3 +94,24 @@ def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
     assert "did not learn: oulu.p1.f1.sdnet.static_rgb.s0: test AUC 0.500 < 0.95" in out
     assert "cross-domain: oulu.p3.f1.sdnet.static_rgb.s0: test AUC 0.500 < 0.6" in out
     assert "split too small: oulu: no index to count splits" in out
+
+
+def test_unseen_species_are_reported_apart_and_the_seen_ones_checked_each():
+    """CeFA P1 tests masks it never trains on: the learning check is each seen species' AUC."""
+    params = load_params()
+    params["grid"] = [{"name": "cefa", "dataset": "cefa", "method": "sdnet", "variants": ["static_rgb"],
+                       "protocols": {"p1": [1]}}]
+    params["verdict"]["cross"]["against"] = {}
+    (rule,) = [r for r in params["verdict"]["intra"] if r["dataset"] == "cefa"]
+    assert set(rule["unseen_pai"]) == {"mask_3d", "mask_silicone"}
+
+    def metrics(cloth, replay):
+        per_pai = {"cloth": cloth, "replay": replay, "mask_3d": 0.12, "mask_silicone": 0.3}
+        return {Experiment.parse("cefa.p1.f1.sdnet.static_rgb.s0"): {"test": {"auc": 0.77, "auc_per_pai": per_pai}}}
+
+    assert verdict.check_auc(params, metrics(0.99, 0.97)) == []
+    (finding,) = verdict.check_auc(params, metrics(0.99, 0.85))
+    assert finding.check == "intra_auc" and "live vs replay" in finding.message
+    assert "0.850 < 0.9" in finding.message and "mask_3d 0.120" in finding.message
+    no_species = {Experiment.parse("cefa.p1.f1.sdnet.static_rgb.s0"): {"test": {"auc": 0.95}}}
+    assert [f.check for f in verdict.check_auc(params, no_species)] == ["missing"]
