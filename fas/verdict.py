@@ -157,13 +157,30 @@ def read_payloads(experiments: list[Experiment], eval_root: Path) -> dict[Experi
     return payloads
 
 
+def unseen_aucs(params: dict, payloads: dict[Experiment, dict]) -> list[str]:
+    """Per experiment, the AUCs of the species its intra rule leaves unjudged (`unseen_pai`)."""
+    lines = []
+    for rule in params["verdict"]["intra"]:
+        unseen = rule.get("unseen_pai", [])
+        for e in expand(params):
+            if unseen and (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) \
+                    and e.variant in rule["variants"] and e in payloads:
+                per_pai = payloads[e]["test"].get("auc_per_pai") or {}
+                found = [f"{p} {per_pai[p]:.3f}" for p in unseen if per_pai.get(p) is not None]
+                if found:
+                    lines.append(f"{e.id}: {', '.join(found)}")
+    return lines
+
+
 def verdict(params: dict, index_root: Path, payloads: dict[Experiment, dict] | None) -> dict:
-    """Every finding of both checks (AUC only when `payloads` is given) and the split counts."""
+    """Every finding of both checks (AUC only when `payloads` is given), the split counts and
+    the unseen species' AUCs."""
     findings, counts = check_splits(params, index_root)
     if payloads is not None:
         findings += check_auc(params, payloads)
     return {"findings": findings, "split_counts": counts, "experiments": len(expand(params)),
-            "with_metrics": None if payloads is None else len(payloads)}
+            "with_metrics": None if payloads is None else len(payloads),
+            "unseen": [] if payloads is None else unseen_aucs(params, payloads)}
 
 
 def summary_lines(result: dict, rules: dict) -> list[str]:
@@ -188,6 +205,9 @@ def summary_lines(result: dict, rules: dict) -> list[str]:
     titles = {"split_size": "split too small", "intra_auc": "did not learn",
               "cross_auc": "cross-domain", "missing": "missing"}
     lines += [f"  {titles[f.check]}: {f.subject}: {f.message}" for f in findings]
+    if result.get("unseen"):
+        lines.append("unseen attack species (test AUC against live; reported, not judged):")
+        lines += [f"  {line}" for line in result["unseen"]]
     return lines
 
 

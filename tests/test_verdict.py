@@ -113,5 +113,7 @@ def test_unseen_species_are_reported_apart_and_the_seen_ones_checked_each():
     (finding,) = verdict.check_auc(params, metrics(0.99, 0.85))
     assert finding.check == "intra_auc" and "live vs replay" in finding.message
     assert "0.850 < 0.9" in finding.message and "mask_3d 0.120" in finding.message
+    assert verdict.unseen_aucs(params, metrics(0.99, 0.97)) == [
+        "cefa.p1.f1.sdnet.static_rgb.s0: mask_3d 0.120, mask_silicone 0.300"]
     no_species = {Experiment.parse("cefa.p1.f1.sdnet.static_rgb.s0"): {"test": {"auc": 0.95}}}
     assert [f.check for f in verdict.check_auc(params, no_species)] == ["missing"]
