@@ -439,11 +439,14 @@ MEDIA_KEYS = ("path_color", "path_depth", "path_ir", "path_annotation")
 
 
 def media_stamp(row: dict, root: Path) -> str:
-    """A hash of the name, size and modification time of every file of one video
-    (its video file or frame folders, its face locations).
+    """A hash of the name and size of every file of one video (its video file or
+    frame folders, its face locations).
 
     It puts the pixels in the manifest, which is all alignment depends on: a
-    regenerated or corrected video changes it, so DVC and Snakemake align again.
+    changed or corrected video (compressed, so its size changes) makes DVC and
+    Snakemake align it again, while a tree written again byte for byte (the
+    generator rerun, a copy) does not. Modification times would rerun the whole
+    grid after every copy; reading every file would take hours on a real release.
     """
     digest = hashlib.sha1()
     for key in MEDIA_KEYS:
@@ -454,7 +457,7 @@ def media_stamp(row: dict, root: Path) -> str:
             if path.is_dir() else [path]
         for entry in entries:
             stat = entry.stat()
-            digest.update(f"{key}/{Path(entry).name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{key}/{Path(entry).name}:{stat.st_size}\n".encode())
     return digest.hexdigest()
 
 
