@@ -117,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     usage = paths.SCHEDULER_USAGE if args.root == paths.BENCHMARK_ROOT else args.root / "snakemake.json"
     scheduler = json.loads(usage.read_text()) if usage.exists() else None
     if scheduler:
+        cores = f"{scheduler['cores']} cores" if scheduler["cores"] else "no --cores: a cluster run"
         print(f"\nscheduler: the Snakemake process used {scheduler['scheduler_cpu_s']:.1f} s of CPU over "
               f"the run's {scheduler['wall_s']:.1f} s of wall time "
               f"({100 * scheduler['scheduler_cpu_s'] / max(scheduler['wall_s'], 1e-9):.1f} % of one core; "
-              f"{f'{cores} cores' if (cores := scheduler['cores']) else 'no --cores: a cluster run'}), peak RSS {scheduler['scheduler_peak_rss_mb']:.0f} MB")
+              f"{cores}), peak RSS {scheduler['scheduler_peak_rss_mb']:.0f} MB")
     if scheduler:
         print(f"all jobs' CPU, exact (the Snakemake process's waited-for children): "
               f"{scheduler['jobs_cpu_s']:.1f} s")

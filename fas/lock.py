@@ -99,12 +99,16 @@ def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".",
 
 
 def _is_older(path: Path, outputs: list[Path]) -> bool:
-    """`path` exists and some file of `outputs` (files or folders) was written after it."""
+    """`path` exists and Snakemake would find one of `outputs` newer than it."""
     mtime = _mtime(path)
-    if mtime is None:
-        return False
-    files = [f for out in outputs for f in ([out] if out.is_file() else out.rglob("*"))]
-    return any((written := _mtime(f)) is not None and written > mtime for f in files)
+    return mtime is not None and any((written := _output_mtime(out)) is not None and written > mtime
+                                     for out in outputs)
+
+
+def _output_mtime(output: Path) -> int | None:
+    """An output's time as Snakemake takes it: a folder's `.snakemake_timestamp` where it has one."""
+    stamped = _mtime(output / ".snakemake_timestamp") if output.is_dir() else None
+    return stamped if stamped is not None else _mtime(output)
 
 
 def record_built(stamps: Mapping[str, Path], before: Mapping[str, int | None],

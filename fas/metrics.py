@@ -376,20 +376,18 @@ def threshold_free(rows: pd.DataFrame, weights: np.ndarray) -> dict:
     if is_live.all() or not is_live.any():
         return {}
     pai = rows["pai"].astype(str).to_numpy()
+    species_rows = {s: is_live | (pai == s) for s in sorted(set(pai[~is_live].tolist()))}
     blocks = []
     step = max(1, BLOCK_CELLS // max(1, len(np.unique(scores))))
     for start in range(0, len(weights), step):
         block = weights[start:start + step]
         roc = WeightedRoc.build(is_live, scores, block)
-        per_pai = {}
-        for species in sorted(set(pai[~is_live].tolist())):
-            keep = is_live | (pai == species)
-            per_pai[species] = WeightedRoc.build(is_live[keep], scores[keep], block[:, keep]).auc()
-        blocks.append({"eer": roc.eer()[0], "auc": roc.auc(), "auc_per_pai": per_pai,
-                       **{fpr_key(t): roc.tpr_at_fpr(t) for t in FPR_TARGETS}})
-    merged = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0] if key != "auc_per_pai"}
-    merged["auc_per_pai"] = {species: np.concatenate([b["auc_per_pai"][species] for b in blocks])
-                             for species in blocks[0]["auc_per_pai"]}
+        blocks.append({"eer": roc.eer()[0], "auc": roc.auc(),
+                       **{fpr_key(t): roc.tpr_at_fpr(t) for t in FPR_TARGETS},
+                       **{("auc_per_pai", s): WeightedRoc.build(is_live[keep], scores[keep], block[:, keep]).auc()
+                          for s, keep in species_rows.items()}})
+    merged = {key: np.concatenate([b[key] for b in blocks]) for key in blocks[0]}
+    merged["auc_per_pai"] = {s: merged.pop(("auc_per_pai", s)) for s in species_rows}
     return merged
 
 

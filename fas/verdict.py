@@ -6,9 +6,9 @@ Two checks, with the thresholds of params `verdict:` (docs/evaluation.md, "Verdi
   (from the index: `protocols.parquet` and `manifest.parquet`);
 - every intra-domain experiment named under `verdict.intra` reaches its test
   AUC (where the rule names `unseen_pai`, species the protocol's training never
-  shows, each other species' own AUC against live), and every cross-domain protocol under `verdict.cross` stays below its
-  intra-domain counterpart (mean test AUC of the same variant) and above the
-  floor (from `metrics.json`).
+  shows, each other species' own AUC against live), and every cross-domain
+  protocol under `verdict.cross` stays below its intra-domain counterpart (mean
+  test AUC of the same variant) and above the floor (from `metrics.json`).
 
 `fas report` prints the verdict at the end of the main job; `fas verdict`
 exits 1 when anything fails.
@@ -94,19 +94,32 @@ def _auc(payloads: dict, experiment: Experiment) -> float | None:
     return None if payload is None else payload["test"].get("auc")
 
 
+def _rule_members(rule: dict, experiments: list[Experiment]) -> list[Experiment]:
+    """The experiments an intra rule judges: its dataset and protocol, its variants."""
+    return [e for e in experiments
+            if (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) and e.variant in rule["variants"]]
+
+
+def _per_pai(payloads: dict, experiment: Experiment) -> dict:
+    payload = payloads.get(experiment)
+    return {} if payload is None else payload["test"].get("auc_per_pai") or {}
+
+
+def _unseen_text(per_pai: dict, unseen: list[str]) -> str:
+    """The unseen species' AUCs, `mask_3d 0.120, mask_silicone 0.300`."""
+    return ", ".join(f"{p} {v:.3f}" for p, v in sorted(per_pai.items()) if p in unseen and v is not None)
+
+
 def _seen_auc(payloads: dict, experiment: Experiment, unseen: list[str]) -> tuple[float | None, str]:
     """The lowest per-species test AUC over the species training saw, and how to say it
     (with the unseen species' AUCs, which the check leaves out)."""
-    payload = payloads.get(experiment)
-    per_pai = None if payload is None else payload["test"].get("auc_per_pai")
-    if not per_pai:
-        return None, ""
+    per_pai = _per_pai(payloads, experiment)
     seen = {p: v for p, v in per_pai.items() if p not in unseen and v is not None}
     if not seen:
         return None, ""
-    apart = ", ".join(f"{p} {v:.3f}" for p, v in sorted(per_pai.items()) if p in unseen and v is not None)
     worst = min(seen, key=seen.get)
-    return seen[worst], f"test AUC of live vs {worst} (lowest seen species; unseen, not checked: {apart})"
+    return seen[worst], (f"test AUC of live vs {worst} (lowest seen species; unseen, not checked: "
+                         f"{_unseen_text(per_pai, unseen)})")
 
 
 def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
@@ -115,14 +128,13 @@ def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
     experiments = expand(params)
     findings = []
     for rule in rules["intra"]:
-        for e in experiments:
-            if (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) and e.variant in rule["variants"]:
-                unseen = rule.get("unseen_pai", [])
-                value, what = (_auc(payloads, e), "test AUC") if not unseen else _seen_auc(payloads, e, unseen)
-                if value is None:
-                    findings.append(Finding("missing", e.id, "no metrics (or no AUC)"))
-                elif value < rule["min_auc"]:
-                    findings.append(Finding("intra_auc", e.id, f"{what} {value:.3f} < {rule['min_auc']}"))
+        unseen = rule.get("unseen_pai", [])
+        for e in _rule_members(rule, experiments):
+            value, what = (_auc(payloads, e), "test AUC") if not unseen else _seen_auc(payloads, e, unseen)
+            if value is None:
+                findings.append(Finding("missing", e.id, "no metrics (or no AUC)"))
+            elif value < rule["min_auc"]:
+                findings.append(Finding("intra_auc", e.id, f"{what} {value:.3f} < {rule['min_auc']}"))
     floor = rules["cross"]["min_auc"]
 
     def mean_auc(dataset: str, protocol: str, variant: str) -> tuple[float | None, list]:
@@ -159,16 +171,12 @@ def read_payloads(experiments: list[Experiment], eval_root: Path) -> dict[Experi
 
 def unseen_aucs(params: dict, payloads: dict[Experiment, dict]) -> list[str]:
     """Per experiment, the AUCs of the species its intra rule leaves unjudged (`unseen_pai`)."""
-    lines = []
+    experiments, lines = expand(params), []
     for rule in params["verdict"]["intra"]:
         unseen = rule.get("unseen_pai", [])
-        for e in expand(params):
-            if unseen and (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) \
-                    and e.variant in rule["variants"] and e in payloads:
-                per_pai = payloads[e]["test"].get("auc_per_pai") or {}
-                found = [f"{p} {per_pai[p]:.3f}" for p in unseen if per_pai.get(p) is not None]
-                if found:
-                    lines.append(f"{e.id}: {', '.join(found)}")
+        for e in _rule_members(rule, experiments) if unseen else []:
+            if text := _unseen_text(_per_pai(payloads, e), unseen):
+                lines.append(f"{e.id}: {text}")
     return lines
 
 
