@@ -40,6 +40,18 @@ def vgg16_features(width: int = 64) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class TemporalAttention(nn.Sequential):
+    """a_t = softmax_t(v^T tanh(W h_t + b)); `pool` gives the summary sum_t a_t h_t."""
+
+    def __init__(self, hidden: int):
+        super().__init__(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
+
+    def pool(self, states: torch.Tensor) -> torch.Tensor:
+        """[B, T, hidden] -> [B, hidden]."""
+        weights = torch.softmax(self(states).squeeze(-1), dim=1)
+        return (weights.unsqueeze(-1) * states).sum(dim=1)
+
+
 class MotionNet(nn.Module):
     """Per-frame VGG-16 features, LSTM with temporal attention, clip-level logit."""
 
@@ -57,8 +69,7 @@ class MotionNet(nn.Module):
             self.lstm = nn.LSTM(feature_dim, lstm_hidden, batch_first=True)
             self.head = nn.Linear(lstm_hidden, 1)
         if temporal == "attention":
-            self.attention = nn.Sequential(nn.Linear(lstm_hidden, lstm_hidden), nn.Tanh(),
-                                           nn.Linear(lstm_hidden, 1, bias=False))
+            self.attention = TemporalAttention(lstm_hidden)
 
     score_key = "clip"
 
@@ -79,8 +90,7 @@ class MotionNet(nn.Module):
             return logits
         states, _ = self.lstm(features)
         if self.temporal == "attention":
-            weights = torch.softmax(self.attention(states).squeeze(-1), dim=1)
-            summary = (weights.unsqueeze(-1) * states).sum(dim=1)
+            summary = self.attention.pool(states)
         elif self.temporal == "last":
             summary = states[:, -1]
         else:
