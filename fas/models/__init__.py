@@ -14,6 +14,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from fas.models.mevr import MEVRNet
 from fas.models.motion import MotionNet
 from fas.models.sdnet import HalfwayFusionNet, SDNet
 
@@ -38,16 +39,36 @@ def build_sdnet(config: Mapping, pretrained: Mapping, modalities: list[str]) -> 
 
 def build_motion(config: Mapping, pretrained: Mapping, modalities: list[str]) -> MotionNet:
     """MotionEnhancement on the colour stream (`modalities` is always ["color"])."""
-    if int(config["input_size"]) < 32:
-        raise ValueError(f"motion input_size must be at least 32 (VGG-16 halves it five "
-                         f"times), got {config['input_size']}")
+    check_vgg_input(config, "motion")
     model = MotionNet(config["vgg_width"], config["lstm_hidden"], config["temporal"],
                       config["aux_frame_loss"])
+    load_vgg_face(model, pretrained)
+    return model
+
+
+def build_mevr(config: Mapping, pretrained: Mapping, modalities: list[str]) -> MEVRNet:
+    """MEVR on the colour stream; pretrained VGG-Face weights load into its trunk (the MEMs
+    start as the identity, so the loaded trunk computes what it did)."""
+    check_vgg_input(config, "mevr")
+    model = MEVRNet(config["vgg_width"], config["vrn_hidden"], config["projection_dim"],
+                    config["mem_stages"], config["mem_reduction"], config["vrn"],
+                    config["contrastive_weight"], config["temperature"], config["contrast_classes"])
+    load_vgg_face(model, pretrained)
+    return model
+
+
+def check_vgg_input(config: Mapping, method: str) -> None:
+    if int(config["input_size"]) < 32:
+        raise ValueError(f"{method} input_size must be at least 32 (VGG-16 halves it five "
+                         f"times), got {config['input_size']}")
+
+
+def load_vgg_face(model: nn.Module, pretrained: Mapping) -> None:
+    """The `pretrained.vgg_face` file (torchvision vgg16 keys) into the model's `features`."""
     if pretrained["vgg_face"]:
         state = load_state_file(pretrained["vgg_face"], "pretrained.vgg_face")
         load_matching(model, state, "pretrained.vgg_face", pretrained["vgg_face"],
                       prefix="features.")
-    return model
 
 
 def load_state_file(path: str | Path, name: str) -> dict[str, torch.Tensor]:
