@@ -143,6 +143,11 @@ class _CacheSamples(IterableDataset):
             counts[plan["labels"][0]] += len(plan["samples"])
         return counts
 
+    def video_labels(self) -> dict[str, dict]:
+        """`is_live` and `pai` of every video that yields samples."""
+        return {video_id: {"is_live": plan["labels"][0], "pai": plan["labels"][1]}
+                for video_id, plan in self.plans.items() if plan["samples"]}
+
     def _units(self) -> list[list[str]]:
         """Videos grouped by the driving shard's row group where their first row lies."""
         units: dict[tuple[int, int], list[str]] = defaultdict(list)

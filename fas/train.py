@@ -70,11 +70,25 @@ class Setup:
         self.notes: list[str] = []
 
     def samples(self, name: str, shuffle: bool):
-        experiment = self.config.experiment
+        return self.open(self.splits[name], shuffle)
+
+    def open(self, split: splits.Split, shuffle: bool):
+        """The loader dataset of `split`, one of the experiment's splits or a part of one."""
         return split_samples.open_split(
-            partial(self.method.samples, self.config), self.cache_root, self.splits[name],
-            splits.data_modalities(self.feeds[name]), int(self.config.method["input_size"]),
-            shuffle, experiment.seed, self.notes)
+            partial(self.method.samples, self.config), self.cache_root, split,
+            splits.data_modalities(self.feeds[split.name]), int(self.config.method["input_size"]),
+            shuffle, self.config.experiment.seed, self.notes)
+
+    def train_samples(self):
+        """The train split, shuffled; in class-balanced batches where the method's loss asks
+        for them (`Method.balance`)."""
+        data = self.samples("train", shuffle=True)
+        field = self.method.balance(self.config.method)
+        if field is None:
+            return data
+        return split_samples.balanced_split(data, self.splits["train"], field,
+                                            int(self.config.method["batch_size"]),
+                                            partial(self.open, shuffle=True))
 
     def open_splits(self, names: tuple[str, ...] | None = None) -> dict:
         """The experiment's splits (default: all it has) in order, unshuffled, for scoring."""
@@ -84,7 +98,8 @@ class Setup:
     def trainer(self, model: torch.nn.Module) -> loop.Trainer:
         return loop.Trainer(model, loop.Schedule.from_config(self.config.method),
                             partial(self.method.prepare, self.inputs), self.feeds["train"][0],
-                            self.config.experiment.seed, self.device)
+                            self.config.experiment.seed, self.device,
+                            loss_targets=self.method.loss_targets)
 
     def split_table(self, name: str) -> pd.DataFrame:
         """The videos of one split (dataset, video_id): what MLflow logs as its dataset."""
@@ -129,7 +144,7 @@ def train_experiment(config: ExperimentConfig, *, index_root: Path, cache_root: 
             progress.update(figures, epoch)
 
         with progress:
-            result = loop.fit(trainer, setup.samples("train", shuffle=True), ordered.get("dev"),
+            result = loop.fit(trainer, setup.train_samples(), ordered.get("dev"),
                               setup.feeds.get("dev", []), checkpoint_dir / "last.pt", key,
                               log=log, checkpoint_interval_s=checkpoint_interval_s)
         run.set_tags({"selected_epoch": str(result["selected_epoch"]),

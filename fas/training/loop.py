@@ -34,6 +34,11 @@ DEV_ACER_THRESHOLD = 0.5
 Prepare = Callable[[dict, dict[str, str], bool], tuple]
 
 
+def no_loss_targets(batch: dict) -> dict:
+    """A loss that reads only the logits and `is_live`."""
+    return {}
+
+
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN, infinite or exploded: the run stops instead of saving garbage."""
 
@@ -95,13 +100,15 @@ class Schedule:
     lr_milestones: tuple[int, ...]
     lr_gamma: float
     workers: int
+    grad_clip_norm: float | None
 
     @classmethod
     def from_config(cls, method: Mapping[str, Any]) -> "Schedule":
         """The schedule keys of a resolved method config (the preset's)."""
+        clip = method["grad_clip_norm"]
         return cls(int(method["epochs"]), int(method["batch_size"]), method["optimizer"],
                    float(method["lr"]), tuple(method["lr_milestones"]), float(method["lr_gamma"]),
-                   int(method["workers"]))
+                   int(method["workers"]), None if clip is None else float(clip))
 
 
 def make_optimizer(schedule: Schedule, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -117,8 +124,10 @@ class Trainer:
     """One model, its schedule and input preparation; fit with per-epoch checkpoints."""
 
     def __init__(self, model: torch.nn.Module, schedule: Schedule, prepare: Prepare,
-                 feed: dict[str, str], seed: int, device: torch.device):
+                 feed: dict[str, str], seed: int, device: torch.device,
+                 loss_targets: Callable[[dict], dict] = no_loss_targets):
         self.model, self.schedule, self.prepare = model.to(device), schedule, prepare
+        self.loss_targets = loss_targets
         self.feed, self.seed, self.device = feed, seed, device
         self.has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                                  for m in model.modules())
@@ -159,7 +168,8 @@ class Trainer:
             prepared = self.prepare(batch, self.feed, True)
             preparing += time.perf_counter() - tick
             logits = self.forward(batch, self.feed, train=True, prepared=prepared)
-            loss = self.model.loss({k: v.float() for k, v in logits.items()}, labels)
+            loss = self.model.loss({k: v.float() for k, v in logits.items()}, labels,
+                                   **self.loss_targets(batch))
             value = float(loss.detach())
             if not math.isfinite(value) or value > LOSS_LIMIT:
                 raise TrainingDiverged(
@@ -168,6 +178,9 @@ class Trainer:
                     "params.yaml presets")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if self.schedule.grad_clip_norm is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.grad_clip_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             total += value * len(labels)

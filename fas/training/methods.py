@@ -1,9 +1,10 @@
 """The per-method table: everything that differs between methods, in one place.
 
 A `Method` names how a split's samples are read from the cache, how a batch
-becomes model inputs, how the model is built, and which modalities it is fed
-(the input normalisation is the method setting `input_normalization`). Training code looks methods up here and never
-tests a method's name.
+becomes model inputs, how the model is built, which modalities it is fed,
+which classes every training batch balances and what else of a batch its loss
+reads (the input normalisation is the method setting `input_normalization`).
+Training code looks methods up here and never tests a method's name.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from torch.utils.data import IterableDataset
 from fas import loader
 from fas.dynamic import window_kind
 from fas.experiment import ExperimentConfig
-from fas.models import build_motion, build_sdnet
+from fas.models import build_mevr, build_motion, build_sdnet
 from fas.training.inputs import NORMALIZATIONS, Inputs
+from fas.training.loop import no_loss_targets
 from fas.training.splits import Split, model_feeds
 
 NO_PRETRAINED = {"resnet18": None, "vgg_face": None}
@@ -52,6 +54,23 @@ def clip_inputs(inputs: Inputs, batch: dict, feed: dict[str, str], train: bool) 
     return (inputs.clips(batch, train),)
 
 
+def no_balance(method: Mapping) -> str | None:
+    return None
+
+
+def contrast_balance(method: Mapping) -> str | None:
+    """The sample field whose classes every training batch holds equally: the contrastive
+    classes, so that every anchor has positives (None when `balanced_batches` is off)."""
+    if not method["balanced_batches"]:
+        return None
+    return "pai" if method["contrast_classes"] == "pai" else "is_live"
+
+
+def pai_targets(batch: dict) -> dict:
+    """The batch's PAI species, for a loss with the attack species as classes."""
+    return {"pai": list(batch["pai"])}
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -59,6 +78,8 @@ class Method:
     prepare: Callable[[Inputs, dict, dict[str, str], bool], tuple]  # -> the model's inputs
     build: Callable[[Mapping, Mapping, list[str]], nn.Module]  # (config, pretrained, modalities)
     multimodal: bool  # one branch per modality of the variant; else the colour stream alone
+    balance: Callable[[Mapping], str | None] = no_balance  # (method config) -> field balanced per batch
+    loss_targets: Callable[[dict], dict] = no_loss_targets  # batch -> further arguments of model.loss
 
     def feeds(self, config: Mapping, splits: dict[str, Split]
               ) -> tuple[list[str], dict[str, list[dict[str, str]]]]:
@@ -83,4 +104,6 @@ class Method:
 METHODS: dict[str, Method] = {
     "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, multimodal=True),
     "motion": Method("motion", clip_samples, clip_inputs, build_motion, multimodal=False),
+    "mevr": Method("mevr", clip_samples, clip_inputs, build_mevr, multimodal=False,
+                   balance=contrast_balance, loss_targets=pai_targets),
 }

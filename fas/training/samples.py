@@ -1,4 +1,5 @@
-"""The loader dataset of one split: its source caches, interleaved for cross-dataset protocols."""
+"""The loader dataset of one split: its source caches, interleaved for cross-dataset protocols,
+and class-balanced training batches for methods whose loss needs positives in every batch."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class RoundRobin(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         for part in self.parts:
             part.set_epoch(epoch)
+
+    def video_labels(self) -> dict[str, dict]:
+        return {video: labels for part in self.parts for video, labels in part.video_labels().items()}
 
     def __iter__(self) -> Iterator[dict]:
         iterators = [iter(part) for part in self.parts]
@@ -97,3 +101,73 @@ def require_both_classes(dataset: IterableDataset, split: str, experiment_id: st
         raise DataError(f"{experiment_id}: the {split} split yields no {' and no '.join(absent)} "
                         f"samples ({counts[True]} live, {counts[False]} attack; {missing} of its "
                         "videos are not in the cache, see the preprocessing failure reports)")
+
+
+class BalancedBatches(IterableDataset):
+    """Training samples ordered so that every batch of `batch_size` holds each class equally.
+
+    `parts` holds one stream per class (its own shuffled loader dataset). Each
+    batch takes batch_size // n samples of every class, the remainder going to
+    the classes in turn; a class that runs out starts a new pass in a new
+    order (the minority classes are oversampled), and the epoch ends with the
+    batch in which the last class finishes its first pass. The order depends
+    on the seed and the epoch only, so a resumed run sees the same batches.
+    The DataLoader must batch by `batch_size` (each worker composes its own
+    batches from its share of every class).
+    """
+
+    def __init__(self, parts: dict[str, IterableDataset], batch_size: int):
+        if batch_size < 2 * len(parts):
+            raise ValueError(f"batch_size {batch_size} cannot hold two samples of each of the "
+                             f"{len(parts)} classes {sorted(parts)}: raise the preset's "
+                             "batch_size or use fewer contrastive classes")
+        self.parts, self.batch_size, self.epoch = parts, int(batch_size), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _pass(self, name: str, number: int) -> Iterator[dict]:
+        """Pass `number` over one class; its order is fixed by (epoch, pass) (Cantor pairing)."""
+        part = self.parts[name]
+        total = self.epoch + number
+        part.set_epoch(total * (total + 1) // 2 + number)
+        return iter(part)
+
+    def __iter__(self) -> Iterator[dict]:
+        names = sorted(self.parts)
+        passes = dict.fromkeys(names, 0)
+        streams = {name: self._pass(name, 0) for name in names}
+        ahead = {name: next(streams[name], None) for name in names}
+        empty = [name for name in names if ahead[name] is None]
+        if empty:
+            raise ValueError(f"no training samples of class {', '.join(empty)} (in this DataLoader "
+                             "worker: lower the preset's workers if a class has few videos)")
+        finished: set[str] = set()
+        batch = 0
+        base, extra = divmod(self.batch_size, len(names))
+        while len(finished) < len(names):
+            for position, name in enumerate(names):
+                for _ in range(base + ((position - batch) % len(names) < extra)):
+                    yield ahead[name]
+                    ahead[name] = next(streams[name], None)
+                    if ahead[name] is None:  # the class's pass ended: start the next one
+                        finished.add(name)
+                        passes[name] += 1
+                        streams[name] = self._pass(name, passes[name])
+                        ahead[name] = next(streams[name])
+            batch += 1
+
+
+def balanced_split(opened: IterableDataset, split: Split, field: str, batch_size: int,
+                   open_part: Callable[[Split], IterableDataset]) -> BalancedBatches:
+    """The split `opened` as class-balanced batches, the classes being the values of the
+    samples' `field` (`is_live` or `pai`); `open_part` opens a sub-split of one class."""
+    labels = opened.video_labels()
+    classes = sorted({str(value[field]) for value in labels.values()})
+    parts = {}
+    for name in classes:
+        videos = {dataset: [v for v in ids if v in labels and str(labels[v][field]) == name]
+                  for dataset, ids in split.videos.items()}
+        part = Split(split.name, {d: ids for d, ids in videos.items() if ids}, split.modalities)
+        parts[f"{field}={name}"] = open_part(part)
+    return BalancedBatches(parts, batch_size)
