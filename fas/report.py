@@ -84,6 +84,8 @@ PSMM_STATIC = "ours: static_only (PSMM-Net on static RGB, depth and IR frames) v
 RESNET_RGB = "ours: static_rgb (one ResNet-18 on RGB frames) vs paper: ResNet"
 NO_PUBLISHED = "no published numbers for these variants"
 MOTION = "ours: the MotionEnhancement variants; the paper's numbers were not available"
+MEVR = ("ours: MEVR, our construction of the design the MotionEnhancement note's abstract "
+        "describes; no published numbers (no primary source with code or full text is public)")
 TABLES = (
     TableSpec("cefa_protocols", "CASIA-SURF CeFA protocols 1-4, PSMM-Net on static frames",
               "wacv2021", APER, _cefa_groups("static_only"), PSMM_STATIC + " (WACV 2021 Table 6)"),
@@ -135,6 +137,24 @@ TABLES = (
         RowGroup(f"{name}: {variant.replace('_', ' ')}", dataset, protocol, "motion", variant)
         for dataset, protocol, name in (("replay", "grandtest", "Replay-Attack"), ("msu", "standard", "MSU-MFSD"))
         for variant in ("full", "no_magnification", "last_state", "mean_pool", "cnn_only")), MOTION),
+    TableSpec("mevr_intra", "MEVR, intra-dataset", "mevr_note", ("auc", "eer", "hter", "acer"), (
+        RowGroup("Replay-Attack grandtest", "replay", "grandtest", "mevr", "full"),
+        RowGroup("MSU-MFSD", "msu", "standard", "mevr", "full"),
+        RowGroup("CASIA-FASD", "casia_fasd", "standard", "mevr", "full")), MEVR),
+    TableSpec("mevr_oulu", "MEVR, OULU-NPU protocols 1-4", "mevr_note", APER + ("auc",),
+              tuple(RowGroup(p.upper(), "oulu", p, "mevr", "full") for p in ("p1", "p2", "p3", "p4")),
+              MEVR),
+    TableSpec("mevr_cross", "MEVR, cross-dataset", "mevr_note", ("hter", "auc"), tuple(
+        RowGroup(p.replace("_to_", " to "), "cross", p, "mevr", "full")
+        for p in ("replay_to_casia_fasd", "casia_fasd_to_replay")), MEVR),
+    TableSpec("mevr_ablation", "MEVR ablations, Replay-Attack grandtest", "mevr_note",
+              ("auc", "eer", "acer"), tuple(
+                  RowGroup(label, "replay", "grandtest", "mevr", variant) for variant, label in (
+                      ("full", "full (MEM + VRN, BCE + SupCon on live/attack)"),
+                      ("no_mem", "no MEM"),
+                      ("ce_only", "cross-entropy only"),
+                      ("supcon_pai", "SupCon classes: PAI species"),
+                      ("live_only", "SupCon: only live clips pulled together"))), MEVR),
 )
 
 

@@ -116,11 +116,10 @@ def test_sdnet_run_writes_outputs_and_learns_the_toy_data(toy):
     assert test["acer"] <= 0.25 and test["eer"] <= 0.25
 
 
-@pytest.mark.slow
-def test_resume_after_a_kill_and_reruns_give_identical_scores(toy, monkeypatch):
-    params = tiny_params(toy)
-    assert train(toy, SDNET_ID, params, out="a", scratch="sa") == 0
-    assert train(toy, SDNET_ID, params, out="b", scratch="sb") == 0  # same seed, fresh start
+def run_killed_and_resumed(root, experiment, params, monkeypatch) -> None:
+    """Outputs `a` and `b` from two fresh runs, `c` from a run killed in epoch 3 and resumed."""
+    assert train(root, experiment, params, out="a", scratch="sa") == 0
+    assert train(root, experiment, params, out="b", scratch="sb") == 0  # same seed, fresh start
     original = Trainer.train_epoch
 
     def killed_in_epoch_3(self, dataset, epoch):
@@ -130,10 +129,16 @@ def test_resume_after_a_kill_and_reruns_give_identical_scores(toy, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(toy, SDNET_ID, params, out="c", scratch="sc")
-    assert not (outputs(toy, SDNET_ID, "c") / "scores.parquet").exists()
+        train(root, experiment, params, out="c", scratch="sc")
+    assert not (outputs(root, experiment, "c") / "scores.parquet").exists()
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    assert train(toy, SDNET_ID, params, out="c", scratch="sc") == 0
+    assert train(root, experiment, params, out="c", scratch="sc") == 0
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_and_reruns_give_identical_scores(toy, monkeypatch):
+    params = tiny_params(toy)
+    run_killed_and_resumed(toy, SDNET_ID, params, monkeypatch)
     runs = [pd.read_parquet(outputs(toy, SDNET_ID, o) / "frame_scores.parquet") for o in "abc"]
     pd.testing.assert_frame_equal(runs[0], runs[1])
     pd.testing.assert_frame_equal(runs[0], runs[2])
