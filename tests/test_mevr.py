@@ -362,3 +362,14 @@ def test_gradients_are_clipped_to_the_presets_norm(toy, monkeypatch):
     params.write_text(yaml.safe_dump(config))
     assert train(toy, MEVR_ID, params) == 0
     assert len(clipped) == 5 and {norm for norm, _ in clipped} == {0.5}  # 10 attack clips, 2 a batch
+
+
+def test_a_batch_too_small_for_the_classes_is_a_one_line_error(toy, capsys):
+    params = mevr_params(toy, epochs=1, variants=("supcon_pai",))
+    config = yaml.safe_load(params.read_text())
+    config["presets"]["demo"]["mevr"]["batch_size"] = 3  # live and print: 4 needed
+    params.write_text(yaml.safe_dump(config))
+    assert train(toy, "toy.p1.f1.mevr.supcon_pai.s0", params) == 1
+    err = capsys.readouterr().err
+    assert "batch_size 3 cannot hold two samples of each of the 2 classes" in err
+    assert "Traceback" not in err

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset
 
-from fas.errors import DataError, MissingInput
+from fas.errors import DataError, MissingInput, UserError
 from fas.training.splits import Split
 
 # (cache folder, video ids, data modalities, shuffle, seed) -> one source's samples
@@ -103,6 +103,10 @@ def require_both_classes(dataset: IterableDataset, split: str, experiment_id: st
                         "videos are not in the cache, see the preprocessing failure reports)")
 
 
+class CannotBalance(UserError, ValueError):
+    """A training split or batch size that class-balanced batches cannot be made of."""
+
+
 class BalancedBatches(IterableDataset):
     """Training samples ordered so that every batch of `batch_size` holds each class equally.
 
@@ -118,7 +122,7 @@ class BalancedBatches(IterableDataset):
 
     def __init__(self, parts: dict[str, IterableDataset], batch_size: int):
         if batch_size < 2 * len(parts):
-            raise ValueError(f"batch_size {batch_size} cannot hold two samples of each of the "
+            raise CannotBalance(f"batch_size {batch_size} cannot hold two samples of each of the "
                              f"{len(parts)} classes {sorted(parts)}: raise the preset's "
                              "batch_size or use fewer contrastive classes")
         self.parts, self.batch_size, self.epoch = parts, int(batch_size), 0
@@ -140,7 +144,7 @@ class BalancedBatches(IterableDataset):
         ahead = {name: next(streams[name], None) for name in names}
         empty = [name for name in names if ahead[name] is None]
         if empty:
-            raise ValueError(f"no training samples of class {', '.join(empty)} (in this DataLoader "
+            raise CannotBalance(f"no training samples of class {', '.join(empty)} (in this DataLoader "
                              "worker: lower the preset's workers if a class has few videos)")
         finished: set[str] = set()
         batch = 0
