@@ -8,7 +8,7 @@ Two checks, with the thresholds of params `verdict:` (docs/evaluation.md, "Verdi
   AUC (where the rule names `unseen_pai`, species the protocol's training never
   shows, each other species' own AUC against live), and every cross-domain
   protocol under `verdict.cross` stays below its intra-domain counterpart (mean
-  test AUC of the same variant) and above the floor (from `metrics.json`).
+  test AUC of the same method and variant) and above the floor (from `metrics.json`).
 
 `fas report` prints the verdict at the end of the main job; `fas verdict`
 exits 1 when anything fails.
@@ -137,22 +137,27 @@ def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
                 findings.append(Finding("intra_auc", e.id, f"{what} {value:.3f} < {rule['min_auc']}"))
     floor = rules["cross"]["min_auc"]
 
-    def mean_auc(dataset: str, protocol: str, variant: str) -> tuple[float | None, list]:
-        members = [e for e in experiments if (e.dataset, e.protocol, e.variant) == (dataset, protocol, variant)]
+    def mean_auc(dataset: str, protocol: str, method: str, variant: str) -> tuple[float | None, list]:
+        members = [e for e in experiments
+                   if (e.dataset, e.protocol, e.method, e.variant) == (dataset, protocol, method, variant)]
         values = [v for e in members if (v := _auc(payloads, e)) is not None]
         return (float(np.mean(values)) if values else None), members
 
     for shifted, intra in rules["cross"]["against"].items():
         dataset, protocol = shifted.split(".")
-        for variant in sorted({e.variant for e in experiments if (e.dataset, e.protocol) == (dataset, protocol)}):
-            value, members = mean_auc(dataset, protocol, variant)
+        models = sorted({(e.method, e.variant) for e in experiments
+                         if (e.dataset, e.protocol) == (dataset, protocol)})
+        several = len({method for method, _ in models}) > 1  # then a variant name alone is ambiguous
+        for method, variant in models:
+            value, members = mean_auc(dataset, protocol, method, variant)
             for e in members:
                 auc = _auc(payloads, e)
                 if auc is not None and auc < floor:
                     findings.append(Finding("cross_auc", e.id, f"test AUC {auc:.3f} < {floor} (chance level)"))
-            reference, _ = mean_auc(*intra.split("."), variant)
+            reference, _ = mean_auc(*intra.split("."), method, variant)
             if value is not None and reference is not None and value >= reference:
-                findings.append(Finding("cross_auc", f"{shifted} {variant}",
+                model = f"{method}.{variant}" if several else variant
+                findings.append(Finding("cross_auc", f"{shifted} {model}",
                                         f"mean test AUC {value:.3f} is not below {intra}'s {reference:.3f}"))
     return findings
 

@@ -80,6 +80,22 @@ def test_auc_rules_name_what_did_not_learn():
     assert [f.check for f in verdict.check_auc(params, payloads(missing))] == ["missing"]
 
 
+def test_a_shifted_protocol_is_compared_with_its_counterpart_method_by_method():
+    """motion and mevr share the variant name `full`: each is held to its own intra-domain AUC."""
+    params = load_params()
+    params["grid"] = [
+        {"name": method, "dataset": dataset, "method": method, "variants": ["full"],
+         "protocols": {protocol: [1]}}
+        for method in ("motion", "mevr")
+        for dataset, protocol in (("casia_fasd", "standard"), ("cross", "replay_to_casia_fasd"))]
+    params["verdict"]["intra"] = []
+    aucs = {"casia_fasd.standard.f1.motion.full.s0": 0.95, "cross.replay_to_casia_fasd.f1.motion.full.s0": 0.7,
+            "casia_fasd.standard.f1.mevr.full.s0": 0.8, "cross.replay_to_casia_fasd.f1.mevr.full.s0": 0.85}
+    (finding,) = verdict.check_auc(params, payloads(aucs))  # pooled, 0.775 would pass against 0.875
+    assert finding.subject == "cross.replay_to_casia_fasd mevr.full"
+    assert "0.850 is not below casia_fasd.standard's 0.800" in finding.message
+
+
 def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
     params = small_grid(load_params())
     (tmp_path / "params.yaml").write_text(json.dumps(params))
