@@ -381,3 +381,15 @@ def test_a_batch_too_small_for_the_classes_is_a_one_line_error(toy, capsys):
     err = capsys.readouterr().err
     assert "batch_size 3 cannot hold two samples of each of the 2 classes" in err
     assert "Traceback" not in err
+
+
+def test_sdnet_balances_live_and_attack_unless_told_not_to():
+    """SD-Net's batches balance is_live by default (params methods.sdnet.balanced_batches);
+    motion keeps its plain shuffled batches."""
+    from fas.config import load_params
+    from fas.training.methods import METHODS
+
+    sdnet = dict(load_params()["methods"]["sdnet"])
+    assert METHODS["sdnet"].balance(sdnet) == "is_live"
+    assert METHODS["sdnet"].balance({**sdnet, "balanced_batches": False}) is None
+    assert METHODS["motion"].balance(load_params()["methods"]["motion"]) is None

@@ -66,6 +66,11 @@ def contrast_balance(method: Mapping) -> str | None:
     return "pai" if method["contrast_classes"] == "pai" else "is_live"
 
 
+def live_balance(method: Mapping) -> str | None:
+    """`is_live` when the method balances live and attack samples per batch (`balanced_batches`)."""
+    return "is_live" if method["balanced_batches"] else None
+
+
 def pai_targets(batch: dict) -> dict:
     """The batch's PAI species, for a loss with the attack species as classes."""
     return {"pai": list(batch["pai"])}
@@ -102,7 +107,8 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, multimodal=True),
+    "sdnet": Method("sdnet", sdnet_samples, static_dynamic_inputs, build_sdnet, multimodal=True,
+                    balance=live_balance),
     "motion": Method("motion", clip_samples, clip_inputs, build_motion, multimodal=False),
     "mevr": Method("mevr", clip_samples, clip_inputs, build_mevr, multimodal=False,
                    balance=contrast_balance, loss_targets=pai_targets),
