@@ -126,11 +126,22 @@ def param_keys(params: dict, experiment: Experiment) -> dict[str, list[str]]:
                          if key != "variants" and (key not in overrides or isinstance(value, dict))),
              f"methods.{method}.variants.{experiment.variant}", f"presets.{preset}.{method}",
              "pretrained"]
-    train += ["augment"] if resolved["augment"] else []
+    train += {True: ["augment"], "color_flip": ["augment.flip", "augment.color_jitter"]}.get(resolved["augment"], [])
     if resolved.get("magnification"):  # the magnification it reads, not how magnify stores it
         train += [f"evm.{key}" for key in params["evm"] if key != "row_group_rows"]
     evaluate = [f"evaluate.{key}" for key in params["evaluate"] if key not in REPORT_ONLY]
     return {"train": train, "evaluate": evaluate}
+
+
+def augmentation(section: Mapping[str, Any], switch: bool | str) -> Mapping[str, Any] | None:
+    """The `augment:` section a method's switch selects: all of it (true), its flip and colour
+    distortion without rotation or crop (`color_flip`), or none (false)."""
+    if not switch:
+        return None
+    if switch == "color_flip":
+        return frozen({"rotation_deg": 0, "flip": section["flip"], "crop_scale": 1.0,
+                       "color_jitter": section["color_jitter"]})
+    return frozen(section)
 
 
 def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
@@ -146,7 +157,7 @@ def resolve(params: dict, experiment: Experiment | str) -> ExperimentConfig:
         experiment=experiment,
         preset=params["preset"],
         method=frozen(method),
-        augment=frozen(params["augment"]) if method["augment"] else None,
+        augment=augmentation(params["augment"], method["augment"]),
         evm=frozen(resolve_evm(params["evm"])) if method.get("magnification") else None,
         pretrained=frozen(params["pretrained"]),
         data=frozen(data),

@@ -95,9 +95,10 @@ def _auc(payloads: dict, experiment: Experiment) -> float | None:
 
 
 def _rule_members(rule: dict, experiments: list[Experiment]) -> list[Experiment]:
-    """The experiments an intra rule judges: its dataset and protocol, its variants."""
+    """The experiments an intra rule judges: its dataset, protocol and method, its variants."""
     return [e for e in experiments
-            if (e.dataset, e.protocol) == (rule["dataset"], rule["protocol"]) and e.variant in rule["variants"]]
+            if (e.dataset, e.protocol, e.method) == (rule["dataset"], rule["protocol"], rule["method"])
+            and e.variant in rule["variants"]]
 
 
 def _per_pai(payloads: dict, experiment: Experiment) -> dict:

@@ -99,6 +99,17 @@ def test_resolved_experiment_is_immutable_and_complete():
     assert set(config.as_json()) == {"experiment", "preset", "method", "augment", "pretrained", "evm"}
 
 
+def test_color_flip_augmentation_flips_and_jitters_without_warping():
+    params = load_params()
+    mevr = resolve(params, "replay.grandtest.f1.mevr.full.s0").augment
+    assert dict(mevr) == {"rotation_deg": 0, "flip": params["augment"]["flip"], "crop_scale": 1.0,
+                          "color_jitter": params["augment"]["color_jitter"]}
+    params["methods"]["mevr"]["augment"] = True
+    assert dict(resolve(params, "replay.grandtest.f1.mevr.full.s0").augment) == params["augment"]
+    params["methods"]["mevr"]["augment"] = False
+    assert resolve(params, "replay.grandtest.f1.mevr.full.s0").augment is None
+
+
 def test_run_key_follows_what_the_experiment_reads():
     params = load_params()
     key = resolve(params, EXPERIMENT).run_key("train", "code")

@@ -144,6 +144,8 @@ def test_an_experiment_watches_only_its_own_parameters():
     assert "evm.preset" in motion and "augment" not in motion  # magnifies; motion.augment is off
     assert not any(key.startswith("evm") for key in
                    _watched(params, "train-replay.grandtest.f1.motion.no_magnification.s0"))
+    mevr = _watched(params, "train-replay.grandtest.f1.mevr.full.s0")  # augments: flip and colour only
+    assert {"augment.flip", "augment.color_jitter"} <= set(mevr) and "augment" not in mevr
     assert "evaluate.table_apcer" not in _watched(params, "evaluate-cefa.p1.f1.sdnet.full.s0")
     assert _watched(params, "report")[0] == "evaluate.table_apcer"
 

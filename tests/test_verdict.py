@@ -80,6 +80,20 @@ def test_auc_rules_name_what_did_not_learn():
     assert [f.check for f in verdict.check_auc(params, payloads(missing))] == ["missing"]
 
 
+def test_an_intra_rule_judges_its_own_method():
+    """motion and mevr both name their design `full`: each rule holds one method to its AUC."""
+    params = load_params()
+    params["grid"] = [{"name": method, "dataset": "replay", "method": method, "variants": ["full"],
+                       "protocols": {"grandtest": [1]}} for method in ("motion", "mevr")]
+    params["verdict"]["cross"]["against"] = {}
+    params["verdict"]["intra"] = [
+        {"dataset": "replay", "protocol": "grandtest", "method": "motion", "variants": ["full"], "min_auc": 0.9},
+        {"dataset": "replay", "protocol": "grandtest", "method": "mevr", "variants": ["full"], "min_auc": 0.8}]
+    aucs = {"replay.grandtest.f1.motion.full.s0": 0.85, "replay.grandtest.f1.mevr.full.s0": 0.85}
+    (finding,) = verdict.check_auc(params, payloads(aucs))
+    assert (finding.subject, finding.message) == ("replay.grandtest.f1.motion.full.s0", "test AUC 0.850 < 0.9")
+
+
 def test_a_shifted_protocol_is_compared_with_its_counterpart_method_by_method():
     """motion and mevr share the variant name `full`: each is held to its own intra-domain AUC."""
     params = load_params()
