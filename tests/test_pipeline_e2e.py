@@ -130,7 +130,7 @@ def test_training_parameter_reruns_only_training_and_after(snakemake_project):
         set_param(snakemake_project, sdnet_epochs(3))  # SD-Net's own: motion is left alone
         assert planned(snakemake_project) == {"train": 2, "evaluate": 2, "report": 1,
                                               "default": 1}
-        set_param(snakemake_project, lambda p: p["augment"].update(rotation_deg=10))
+        set_param(snakemake_project, lambda p: p["augment"].update(color_jitter=0.3))
         assert planned(snakemake_project) == {"train": 2, "evaluate": 2, "report": 1,
                                               "default": 1}  # motion does not augment
         set_param(snakemake_project, lambda p: p["dynamic"].update(window=4))
