@@ -88,7 +88,7 @@ class Setup:
             return data
         return split_samples.balanced_split(data, self.splits["train"], field,
                                             int(self.config.method["batch_size"]),
-                                            partial(self.open, shuffle=True))
+                                            partial(self.open, shuffle=True), self.method.per_class)
 
     def open_splits(self, names: tuple[str, ...] | None = None) -> dict:
         """The experiment's splits (default: all it has) in order, unshuffled, for scoring."""

@@ -258,9 +258,12 @@ def test_balanced_batches_depend_on_the_epoch_only():
     assert run[0] != run[1]
 
 
-def test_balanced_batches_need_room_for_two_of_each_class():
-    with pytest.raises(ValueError, match="batch_size 5 cannot hold two samples of each of the 3"):
+def test_balanced_batches_need_room_for_their_share_of_each_class():
+    with pytest.raises(ValueError, match=r"batch_size 5 cannot hold 2 sample\(s\) of each of the 3"):
         BalancedBatches({c: Stream(c, 2) for c in "abc"}, 5)
+    one_each = BalancedBatches({"live": Stream("live", 2), "attack": Stream("attack", 3)}, 2, per_class=1)
+    assert len(list(one_each)) == 6  # one of each class per batch (a BCE loss): 3 batches of 2
+    assert METHODS["sdnet"].per_class == 1 and METHODS["mevr"].per_class == 2
     empty = BalancedBatches({"live": Stream("live", 0), "attack": Stream("attack", 4)}, 4)
     with pytest.raises(ValueError, match="no training samples of class live"):
         list(empty)

@@ -84,6 +84,7 @@ class Method:
     build: Callable[[Mapping, Mapping, list[str]], nn.Module]  # (config, pretrained, modalities)
     multimodal: bool  # one branch per modality of the variant; else the colour stream alone
     balance: Callable[[Mapping], str | None] = no_balance  # (method config) -> field balanced per batch
+    per_class: int = 1  # the fewest samples of each balanced class per batch (2: every anchor has a positive)
     loss_targets: Callable[[dict], dict] = no_loss_targets  # batch -> further arguments of model.loss
 
     def feeds(self, config: Mapping, splits: dict[str, Split]
@@ -111,5 +112,5 @@ METHODS: dict[str, Method] = {
                     balance=live_balance),
     "motion": Method("motion", clip_samples, clip_inputs, build_motion, multimodal=False),
     "mevr": Method("mevr", clip_samples, clip_inputs, build_mevr, multimodal=False,
-                   balance=contrast_balance, loss_targets=pai_targets),
+                   balance=contrast_balance, per_class=2, loss_targets=pai_targets),
 }

@@ -110,7 +110,8 @@ class CannotBalance(UserError, ValueError):
 class BalancedBatches(IterableDataset):
     """Training samples ordered so that every batch of `batch_size` holds each class equally.
 
-    `parts` holds one stream per class (its own shuffled loader dataset). Each
+    `parts` holds one stream per class (its own shuffled loader dataset);
+    `per_class` is the fewest samples of each class a batch must hold. Each
     batch takes batch_size // n samples of every class, the remainder going to
     the classes in turn; a class that runs out starts a new pass in a new
     order (the minority classes are oversampled), and the epoch ends with the
@@ -120,11 +121,11 @@ class BalancedBatches(IterableDataset):
     batches from its share of every class).
     """
 
-    def __init__(self, parts: dict[str, IterableDataset], batch_size: int):
-        if batch_size < 2 * len(parts):
-            raise CannotBalance(f"batch_size {batch_size} cannot hold two samples of each of the "
-                             f"{len(parts)} classes {sorted(parts)}: raise the preset's "
-                             "batch_size or use fewer contrastive classes")
+    def __init__(self, parts: dict[str, IterableDataset], batch_size: int, per_class: int = 2):
+        if batch_size < per_class * len(parts):
+            raise CannotBalance(f"batch_size {batch_size} cannot hold {per_class} sample(s) of each "
+                             f"of the {len(parts)} classes {sorted(parts)}: raise the preset's "
+                             "batch_size or use fewer classes")
         self.parts, self.batch_size, self.epoch = parts, int(batch_size), 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,7 +164,7 @@ class BalancedBatches(IterableDataset):
 
 
 def balanced_split(opened: IterableDataset, split: Split, field: str, batch_size: int,
-                   open_part: Callable[[Split], IterableDataset]) -> BalancedBatches:
+                   open_part: Callable[[Split], IterableDataset], per_class: int = 2) -> BalancedBatches:
     """The split `opened` as class-balanced batches, the classes being the values of the
     samples' `field` (`is_live` or `pai`); `open_part` opens a sub-split of one class."""
     labels = opened.video_labels()
@@ -174,4 +175,4 @@ def balanced_split(opened: IterableDataset, split: Split, field: str, batch_size
                   for dataset, ids in split.videos.items()}
         part = Split(split.name, {d: ids for d, ids in videos.items() if ids}, split.modalities)
         parts[f"{field}={name}"] = open_part(part)
-    return BalancedBatches(parts, batch_size)
+    return BalancedBatches(parts, batch_size, per_class)
