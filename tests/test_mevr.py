@@ -382,7 +382,7 @@ def test_a_batch_too_small_for_the_classes_is_a_one_line_error(toy, capsys):
     params.write_text(yaml.safe_dump(config))
     assert train(toy, "toy.p1.f1.mevr.supcon_pai.s0", params) == 1
     err = capsys.readouterr().err
-    assert "batch_size 3 cannot hold two samples of each of the 2 classes" in err
+    assert "batch_size 3 cannot hold 2 sample(s) of each of the 2 classes" in err
     assert "Traceback" not in err
 
 
