@@ -102,7 +102,7 @@ class Method:
     def inputs(self, config: ExperimentConfig, device: torch.device) -> Inputs:
         """The input pipeline of an experiment: augmentation and normalisation as configured."""
         method = config.method
-        return Inputs(method["input_size"], config.augment if method["augment"] else None,
+        return Inputs(method["input_size"], config.augment,  # None when the method does not augment
                       NORMALIZATIONS[method["input_normalization"]], device,
                       channels_last=device.type == "cuda")
 
