@@ -5,7 +5,8 @@
 each job's log (`fas usage: ... cpu_s=... peak_rss_mb=...`, the job's exact CPU
 time and peak memory; Snakemake's own `cpu_time` samples a job every 0.5 s, and
 after 15 s every 30 s) and `logs/benchmarks/snakemake.json` (the Snakemake
-process's own CPU, all jobs' CPU and the run's wall time), and prints per stage:
+process's own CPU, all jobs' CPU and the run's wall time) and `logs/warm.log`
+(the warm server's own CPU, fas.warm), and prints per stage:
 jobs, total wall and CPU seconds,
 mean and slowest job, peak resident memory; then the scheduler's overhead and
 the wall time the run needs on `--cores` cores: its CPU over the cores, or the
@@ -43,6 +44,16 @@ def job_usage(stage: str, key: str) -> dict | None:
         if match := USAGE.search(line):
             return {"cpu_time": float(match["cpu"]), "max_rss": float(match["rss"])}
     return None
+
+
+def warm_server() -> tuple[float, int] | None:
+    """(own CPU seconds, commands run) of the run's warm server, from its log (fas.warm)."""
+    try:
+        text = paths.job_log("warm").read_text(errors="replace")
+    except OSError:
+        return None
+    own = re.findall(r"own CPU ([\d.]+) s", text)
+    return (float(own[-1]), len(re.findall(r" runs fas ", text))) if own else None
 
 
 def read_benchmarks(root: Path) -> dict[str, dict[str, dict]]:
@@ -125,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if scheduler:
         print(f"all jobs' CPU, exact (the Snakemake process's waited-for children): "
               f"{scheduler['jobs_cpu_s']:.1f} s")
+    if (warm := warm_server()) is not None:
+        print(f"warm server (fas.warm, counted among the jobs): {warm[1]} commands run in forks "
+              f"of it; its own CPU {warm[0]:.1f} s (imports once)")
     jobs_cpu = scheduler["jobs_cpu_s"] if scheduler else totals["cpu"]
     cpu = jobs_cpu + (scheduler["scheduler_cpu_s"] if scheduler else 0.0)
     try:

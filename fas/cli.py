@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     name = argv[0] if argv and argv[0] in STAGES else None
     prog = f"fas {name}" if name else "fas"
+    from fas import warm  # after `fas` has loaded: the two import each other
+
+    if (code := warm.delegate(argv)) is not None:  # a warm server ran it (Snakemake runs)
+        return code
     try:
         if name is None:
             build_parser().parse_args(argv)  # prints help, or raises the usage error

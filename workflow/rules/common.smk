@@ -2,6 +2,7 @@
 # of date comes from dvc.lock, the record DVC and Snakemake share (fas.lock).
 
 import json
+import os
 import resource
 import shutil
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.enums import RerunTrigger
 
-from fas import dag, lock, paths
+from fas import dag, lock, paths, warm
 from fas.config import DEFAULT_PARAMS, read_params_file
 from fas.grid import Experiment, expand
 from fas.paths import EXPERIMENT_PATTERN, Shard
@@ -166,6 +167,26 @@ def write_scheduler_usage():
     }
     paths.SCHEDULER_USAGE.parent.mkdir(parents=True, exist_ok=True)
     paths.SCHEDULER_USAGE.write_text(json.dumps(record, indent=2) + "\n")
+
+
+WARM_SERVER = {}
+
+
+def start_warm_server():
+    """One warm interpreter for this run's training and evaluation jobs (fas.warm).
+
+    Local runs only: on a cluster each job runs on its own node, in its own process.
+    """
+    if workflow.is_main_process and not workflow.dryrun and workflow.local_exec:
+        process, socket = warm.start(paths.job_log("warm"), parent=os.getpid())
+        WARM_SERVER.update(process=process, socket=socket)
+        os.environ[warm.SOCKET_VARIABLE] = str(socket)  # the jobs inherit it
+
+
+def stop_warm_server():
+    if WARM_SERVER:
+        warm.stop(WARM_SERVER.pop("process"), WARM_SERVER.pop("socket"))
+        os.environ.pop(warm.SOCKET_VARIABLE, None)
 
 
 def track_output(wildcards):
