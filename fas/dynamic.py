@@ -5,8 +5,8 @@ d = sum_t alpha_t I_t with alpha_t = 2(T - t + 1) - (T + 1)(H_T - H_{t-1})
 (Bilen et al.; ../shared/docs/REFERENCE.md section 5; the coefficients sum
 to 0). Windows of `dynamic.window` frames (every `frame_step`-th frame; or
 `video`: the whole run) starting every `dynamic.stride` frames are cut within
-consecutive runs of the sampled frames, all windows of a run are pooled by
-one matrix product in float32, and each image is min-max scaled to uint8 for
+consecutive runs of the sampled frames; each window sums its own frames in
+float32, two frames per pass, and its image is min-max scaled to uint8 for
 storage. Every modality is pooled on its own. Rows of the primary window
 have kind `dynamic`; `dynamic.extra_windows` (an ablation over K) are stored
 beside them with kind `dynamic_k<K>` (`dynamic_video`).
@@ -15,6 +15,7 @@ beside them with kind `dynamic_k<K>` (`dynamic_video`).
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,14 @@ cv2 = lazy_import("cv2")
 parquet_cache = lazy_import("fas.cache")
 
 
+@functools.cache  # about 10 us a call: half of what pooling a frame takes
 def rank_pool_coefficients(length: int) -> np.ndarray:
-    """alpha_1..alpha_T of approximate rank pooling (REFERENCE.md section 5), float64."""
+    """alpha_1..alpha_T of approximate rank pooling (REFERENCE.md section 5), float64, read-only."""
     harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, length + 1))])  # H_0..H_T
     t = np.arange(1, length + 1)
-    return 2.0 * (length - t + 1) - (length + 1) * (harmonic[length] - harmonic[t - 1])
+    alpha = 2.0 * (length - t + 1) - (length + 1) * (harmonic[length] - harmonic[t - 1])
+    alpha.flags.writeable = False
+    return alpha
 
 
 def windows(source_frames: list[int], window: int | None, stride: int, frame_step: int = 1
@@ -68,39 +72,52 @@ def window_kind(window: int | str, primary: int | str) -> str:
 
 
 def pooling_matrix(spans: list[range], n_frames: int) -> np.ndarray:
-    """[n_windows, n_frames] float32 matrix with each window's coefficients in its columns."""
+    """[n_windows, n_frames] float32 matrix with each window's coefficients in its columns.
+
+    The previous pooling multiplied it by all frames at once; `bench dynamic`
+    keeps that as the reference its figures and agreement are checked against.
+    """
     matrix = np.zeros((len(spans), n_frames), np.float32)
     for row, span in enumerate(spans):
         matrix[row, np.asarray(span)] = rank_pool_coefficients(len(span))
     return matrix
 
 
+def scale_into(image: np.ndarray, out: np.ndarray) -> None:
+    """Min-max scale a float image into uint8 `out` (its size): 0..255, rounded; constant: 0."""
+    cv2.normalize(image, out, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)  # a min/max pass, a scaling pass
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Min-max scale each image (first axis) to 0..255, rounded; a constant image becomes 0."""
-    flat = images.reshape(len(images), -1)
-    scaled = [cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)
-              for image in flat]  # one fused pass per image (2x numpy's several passes)
-    return np.stack(scaled).reshape(images.shape)
+    out = np.empty(images.shape, np.uint8)
+    for image, scaled in zip(images.reshape(len(images), -1), out.reshape(len(images), -1)):
+        scale_into(image, scaled)
+    return out
 
 
-def dynamic_images(frames: np.ndarray, spans: list[range], buffer_floats: int = 1 << 18
-                   ) -> np.ndarray:
+def dynamic_images(frames: np.ndarray, spans: list[range]) -> np.ndarray:
     """Dynamic images (uint8, [n_windows, *frame shape]) of frames [T, ...] uint8.
 
-    One matrix product (windows x frames coefficients times frames x pixels),
-    taken over column blocks whose float32 copy (about 1 MiB) stays in cache:
-    converting all frames to float at once costs more than the product itself.
+    Each window reads only its own frames, two per OpenCV call (two uint8
+    frames in, their weighted float32 sum out: each frame is read once and
+    never copied to float on its own), and adds the pairs into one float32
+    image, which is scaled into the window's output row while still in cache.
     """
-    matrix = pooling_matrix(spans, len(frames))
     flat = frames.reshape(len(frames), -1)
-    pooled = np.empty((len(spans), flat.shape[1]), np.float32)
-    step = max(1024, buffer_floats // len(frames))
-    block = np.empty((len(frames), step), np.float32)
-    for start in range(0, flat.shape[1], step):
-        stop = min(start + step, flat.shape[1])
-        np.copyto(block[:, :stop - start], flat[:, start:stop])
-        np.matmul(matrix, block[:, :stop - start], out=pooled[:, start:stop])
-    return to_uint8(pooled).reshape((len(spans),) + frames.shape[1:])
+    pooled, pair = np.empty((2, flat.shape[1]), np.float32)
+    images = np.empty((len(spans), flat.shape[1]), np.uint8)
+    for span, image in zip(spans, images):
+        alpha = rank_pool_coefficients(len(span)).tolist()
+        for k in range(0, len(span), 2):
+            alone = k + 1 == len(span)  # an odd window's last frame: paired with itself at weight 0
+            cv2.addWeighted(flat[span[k]], alpha[k], flat[span[k if alone else k + 1]],
+                            0.0 if alone else alpha[k + 1], 0.0, dst=pair if k else pooled,
+                            dtype=cv2.CV_32F)
+            if k:
+                cv2.accumulate(pair, pooled)
+        scale_into(pooled, image)
+    return images.reshape((len(spans),) + frames.shape[1:])
 
 
 def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, stride: int,

@@ -56,13 +56,19 @@ def test_extra_window_sizes_are_stored_beside_the_primary_one():
 def test_vectorised_pooling_equals_a_per_frame_loop():
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (20, 9, 11, 3), dtype=np.uint8)
-    spans = [range(0, 8), range(4, 12), range(12, 20), range(17, 20)]
-    fast = dynamic_images(frames, spans, buffer_floats=1000)  # several column blocks
+    spans = [range(0, 8), range(4, 12), range(12, 20), range(17, 20), range(0, 20, 3), range(0, 20)]
+    fast = dynamic_images(frames, spans)  # overlapping, short, odd, strided and whole-video windows
     for image, span in zip(fast, spans):
         alpha = rank_pool_coefficients(len(span))
         slow = sum(a * frames[t].astype(np.float64) for a, t in zip(alpha, span))
         expected = np.rint((slow - slow.min()) / (slow.max() - slow.min()) * 255)
         assert np.abs(image.astype(int) - expected).max() <= 1
+
+
+def test_a_window_of_constant_frames_pools_to_zeros():
+    for size in (48, 100, 4099):  # whole SIMD blocks and leftover elements must round alike
+        frames = np.full((8, size), 7, np.uint8)
+        assert not dynamic_images(frames, [range(8), range(3)]).any()
 
 
 def test_a_brightening_sequence_pools_to_its_pattern():
