@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -96,17 +97,17 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def dynamic_images(frames: np.ndarray, spans: list[range]) -> np.ndarray:
-    """Dynamic images (uint8, [n_windows, *frame shape]) of frames [T, ...] uint8.
+def dynamic_images(frames: Sequence[np.ndarray], spans: list[range]) -> np.ndarray:
+    """Dynamic images (uint8, [n_windows, *frame shape]) of frames of one shape (uint8 [T, ...] or a list).
 
     Each window reads only its own frames, two per OpenCV call (two uint8
     frames in, their weighted float32 sum out: each frame is read once and
     never copied to float on its own), and adds the pairs into one float32
     image, which is scaled into the window's output row while still in cache.
     """
-    flat = frames.reshape(len(frames), -1)
-    pooled, pair = np.empty((2, flat.shape[1]), np.float32)
-    images = np.empty((len(spans), flat.shape[1]), np.uint8)
+    flat = [np.ravel(frame) for frame in frames]
+    pooled, pair = np.empty((2, flat[0].size), np.float32)
+    images = np.empty((len(spans), flat[0].size), np.uint8)
     for span, image in zip(spans, images):
         alpha = rank_pool_coefficients(len(span)).tolist()
         for k in range(0, len(span), 2):
@@ -117,7 +118,7 @@ def dynamic_images(frames: np.ndarray, spans: list[range]) -> np.ndarray:
             if k:
                 cv2.accumulate(pair, pooled)
         scale_into(pooled, image)
-    return images.reshape((len(spans),) + frames.shape[1:])
+    return images.reshape((len(spans),) + np.shape(frames[0]))
 
 
 def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, stride: int,
@@ -130,13 +131,11 @@ def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, strid
     for modality, modality_rows in by_modality.items():
         modality_rows.sort(key=lambda r: r["index"])
         frames = [r["source_frames"][0] for r in modality_rows]
-        stack = None
         for size in (window, *extra_windows):
             found = windows(frames, None if size == "video" else int(size), stride, frame_step)
             if not found:
                 continue
-            stack = np.stack([r["image"] for r in modality_rows]) if stack is None else stack
-            images = dynamic_images(stack, [span for span, _ in found])
+            images = dynamic_images([r["image"] for r in modality_rows], [span for span, _ in found])
             for number, ((span, short), image) in enumerate(zip(found, images)):
                 members = [modality_rows[p] for p in span]
                 flags = {f for r in members for f in r["flags"]} | ({"short_window"} if short else set())

@@ -58,6 +58,7 @@ def test_vectorised_pooling_equals_a_per_frame_loop():
     frames = rng.integers(0, 256, (20, 9, 11, 3), dtype=np.uint8)
     spans = [range(0, 8), range(4, 12), range(12, 20), range(17, 20), range(0, 20, 3), range(0, 20)]
     fast = dynamic_images(frames, spans)  # overlapping, short, odd, strided and whole-video windows
+    assert (dynamic_images(list(frames), spans) == fast).all()  # a list of frames as the stage passes
     for image, span in zip(fast, spans):
         alpha = rank_pool_coefficients(len(span))
         slow = sum(a * frames[t].astype(np.float64) for a, t in zip(alpha, span))
