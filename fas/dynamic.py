@@ -105,20 +105,20 @@ def dynamic_images(frames: Sequence[np.ndarray], spans: list[range]) -> np.ndarr
     never copied to float on its own), and adds the pairs into one float32
     image, which is scaled into the window's output row while still in cache.
     """
-    flat = [np.ravel(frame) for frame in frames]
-    pooled, pair = np.empty((2, flat[0].size), np.float32)
-    images = np.empty((len(spans), flat[0].size), np.uint8)
+    shape = np.shape(frames[0])  # OpenCV takes HxWxC frames as they are (C channels)
+    pooled, pair = np.empty((2, *shape), np.float32)
+    images = np.empty((len(spans), *shape), np.uint8)
     for span, image in zip(spans, images):
         alpha = rank_pool_coefficients(len(span)).tolist()
         for k in range(0, len(span), 2):
             alone = k + 1 == len(span)  # an odd window's last frame: paired with itself at weight 0
-            cv2.addWeighted(flat[span[k]], alpha[k], flat[span[k if alone else k + 1]],
+            cv2.addWeighted(frames[span[k]], alpha[k], frames[span[k if alone else k + 1]],
                             0.0 if alone else alpha[k + 1], 0.0, dst=pair if k else pooled,
                             dtype=cv2.CV_32F)
             if k:
                 cv2.accumulate(pair, pooled)
         scale_into(pooled, image)
-    return images.reshape((len(spans),) + np.shape(frames[0]))
+    return images
 
 
 def video_dynamic_rows(video_id: str, rows: list[dict], window: int | str, stride: int,
