@@ -1,6 +1,7 @@
 """The cache datasets: sample contents, determinism, worker split, clips."""
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -89,6 +90,52 @@ def test_workers_split_row_groups_without_duplicates(cache):
         assert batch["is_live"].dtype == torch.bool
         seen += list(zip(batch["video_id"], batch["index"].tolist()))
     assert sorted(seen) == [(f"v{v}", i) for v in (1, 2, 3) for i in range(4)]
+
+
+def _stored(cache, kind):
+    """Every stored image of one kind of shard by (video_id, modality, index), with its source
+    frames, read with pyarrow alone."""
+    stored = {}
+    for path in sorted(cache.glob(f"{kind}-*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            image = np.frombuffer(row["pixels"], np.uint8).reshape(row["height"], row["width"], row["channels"])
+            stored[row["video_id"], row["modality"], row["index"]] = (row["source_frames"], image)
+    return stored
+
+
+def _as_chw(image):
+    """HxWxC (C 1 or 3) as the loader gives it: [3, H, W], grey repeated."""
+    return torch.from_numpy(np.repeat(image, 3 // image.shape[2], axis=2).transpose(2, 0, 1).copy())
+
+
+def test_samples_hold_the_stored_pixels_in_a_fixed_order(cache):
+    """Every pixel against the shards read independently, and the order of a seeded shuffle as
+    recorded (training results depend on both): over two workers for SD-Net, in-process for clips."""
+    static, dynamic = _stored(cache, "static"), _stored(cache, "dynamic")
+    samples = SDNetSamples(cache, None, ["color", "depth"], shuffle=True, seed=3, buffer_size=3)
+    samples.set_epoch(1)
+    got = list(DataLoader(samples, batch_size=None, num_workers=2))
+    assert [(s["video_id"], int(s["index"])) for s in got] == [
+        ("v2", 2), ("v3", 0), ("v2", 1), ("v3", 1), ("v2", 0), ("v3", 3), ("v2", 3), ("v4", 1), ("v0", 1),
+        ("v3", 2), ("v0", 0), ("v4", 2), ("v1", 0), ("v4", 0), ("v0", 3), ("v4", 3), ("v1", 2), ("v1", 1),
+        ("v0", 2), ("v1", 3)]
+    for sample in got:
+        for modality in ("color", "depth"):
+            frames, window = dynamic[sample["video_id"], modality, int(sample["index"])]
+            assert torch.equal(sample["dynamic"][modality], _as_chw(window))
+            centre = min(index for (video, m, index), (source, _) in static.items()
+                         if (video, m) == (sample["video_id"], modality) and source[0] == frames[len(frames) // 2])
+            assert torch.equal(sample["static"][modality], _as_chw(static[sample["video_id"], modality, centre][1]))
+    clips = list(ClipSamples(cache, None, 3, shuffle=True, seed=1, buffer_size=2))
+    assert [(c["video_id"], c["index"]) for c in clips] == [
+        ("v3", 0), ("v3", 1), ("v3", 3), ("v3", 2), ("v0", 1), ("v0", 2), ("v0", 3), ("v2", 0), ("v2", 1),
+        ("v0", 0), ("v2", 2), ("v4", 0), ("v2", 3), ("v4", 2), ("v4", 3), ("v1", 0), ("v4", 1), ("v1", 1),
+        ("v1", 2), ("v1", 3)]
+    for clip in clips:  # two runs of 8 frames: clips start at positions 0 and 3 of each run
+        first = 8 * (clip["index"] // 2) + 3 * (clip["index"] % 2)
+        assert clip["frames"].is_contiguous()
+        assert torch.equal(clip["frames"], torch.stack([_as_chw(static[clip["video_id"], "color", position][1])
+                                                         for position in range(first, first + 3)]))
 
 
 def test_clips_are_consecutive_frames_of_the_colour_stream(cache):
