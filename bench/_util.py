@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"  # git-ignored
@@ -17,6 +18,29 @@ def best_time(function, repeats: int = 3) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+@contextmanager
+def one_thread_each():
+    """torch, OpenCV, BLAS/OpenMP (threadpoolctl) and Arrow's pools on one thread each, restored after."""
+    import cv2
+    import pyarrow as pa
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads(), cv2.getNumThreads(), pa.cpu_count(), pa.io_thread_count()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    try:
+        with threadpool_limits(1):
+            yield "threads pinned to 1: torch, OpenCV, threadpoolctl (BLAS, OpenMP), Arrow (CPU, I/O)"
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+        pa.set_cpu_count(before[2])
+        pa.set_io_thread_count(before[3])
 
 
 def peak_memory_mb() -> str:

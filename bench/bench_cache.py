@@ -15,7 +15,7 @@ import numpy as np
 import skimage.data
 import torch
 
-from bench._util import OUT, best_time, peak_memory_mb, table
+from bench._util import OUT, best_time, one_thread_each, peak_memory_mb, table
 from fas.cache import decode_pixels, image_row, iter_row_groups, write_shard
 from fas.paths import Shard, shard_file
 from fas.loader import ClipSamples, chw
@@ -87,7 +87,8 @@ def main() -> None:
         (".npy memmap, CHW tensors", "scan"): lambda: memmap_tensors(range(N)),
         (".npy memmap, CHW tensors", "shuffled"): lambda: memmap_tensors(order),
     }
-    rates = {key: N / best_time(method, repeats=2) for key, method in methods.items()}
+    with one_thread_each() as pinned:
+        rates = {key: N / best_time(method, repeats=2) for key, method in methods.items()}
     sizes = {"Parquet cache": shard.stat().st_size,
              "JPEG folder": sum(p.stat().st_size for p in (folder / "jpg").iterdir()),
              "PNG folder": sum(p.stat().st_size for p in (folder / "png").iterdir()),
@@ -98,7 +99,7 @@ def main() -> None:
         ceiling = ".npy memmap, CHW tensors" if "loader" in name else ".npy memmap"
         rows.append((name, mode, f"{rate:,.0f}", f"{rate / rates['JPEG folder', mode]:.1f}x",
                      f"{rate / rates[ceiling, mode]:.0%}", f"{size / 1e6:.0f} MB"))
-    print(f"{N} crops of {SIZE}x{SIZE}x3, page cache warm")
+    print(f"{N} crops of {SIZE}x{SIZE}x3, page cache warm, {pinned}")
     print(table(rows, ("method", "order", "samples/s", "vs JPEG", "vs memmap", "size")))
     print("(the loader, which yields CHW tensors, is compared with a memmap yielding CHW tensors)")
     print(peak_memory_mb())
