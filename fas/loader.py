@@ -32,6 +32,7 @@ Example (runnable on any cache folder, e.g. one built by `fas align` and
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -48,6 +50,7 @@ from fas.cache import consecutive_runs, decode_pixels, frame_rate, read_meta, ro
 from fas.paths import shard_files
 
 DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
+DRAW_CHUNK = 4096  # shuffle-buffer picks drawn at a time
 
 
 def to_chw(image: np.ndarray) -> torch.Tensor:
@@ -68,8 +71,16 @@ def chw(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _shard_meta(files: tuple[tuple[str, int, int], ...]) -> pd.DataFrame:
-    """The shards' rows without pixels (`read_meta`), read once per process for (path, mtime, size)."""
-    return read_meta([path for path, _, _ in files]).to_pandas()
+    """The shards' rows without pixels (`read_meta`) with each row's first and centre source
+    frame and first timestamp, read once per process for (path, mtime, size)."""
+    table = read_meta([path for path, _, _ in files])
+    frames = table.column("source_frames")
+    lengths = pc.list_value_length(frames).to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    flat = pc.list_flatten(frames).to_numpy()
+    return table.to_pandas().assign(
+        first_frame=flat[starts], centre_frame=flat[starts + lengths // 2],
+        first_time=pc.list_element(table.column("timestamps"), 0).to_numpy())
 
 
 def shard_meta(paths: list[Path]) -> pd.DataFrame:
@@ -77,36 +88,44 @@ def shard_meta(paths: list[Path]) -> pd.DataFrame:
     return _shard_meta(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths))
 
 
+@lru_cache(maxsize=64)
+def _open_shard(path: str, mtime_ns: int, size: int, pid: int) -> pq.ParquetFile:
+    """A shard opened memory-mapped, shared by the datasets of one process: a fresh mapping
+    costs a page fault per 64 KB on first reading (~3 us per 112x112x3 crop)."""
+    return pq.ParquetFile(path, memory_map=True)
+
+
 class _RowReader:
     """Reads chosen rows of shards by loading the row groups that hold them."""
 
     def __init__(self, paths: list[Path]):
         self.paths = paths
-        self._files: dict[int, pq.ParquetFile] = {}
+        self._versions = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths]
         self._starts = [row_group_starts(p) for p in paths]
 
-    def images(self, shard: int, rows: Iterable[int]) -> dict[int, np.ndarray]:
-        rows = sorted(set(rows))
-        starts = self._starts[shard]
-        groups = sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows})
-        if shard not in self._files:
-            self._files[shard] = pq.ParquetFile(self.paths[shard], memory_map=True)
-        table = self._files[shard].read_row_groups(
-            groups, columns=["pixels", "height", "width", "channels"])
-        images = decode_pixels(table)
-        first = {g: sum(int(starts[h + 1] - starts[h]) for h in groups if h < g) for g in groups}
-        located = {}
-        for row in rows:
-            group = int(np.searchsorted(starts, row, side="right") - 1)
-            located[row] = images[first[group] + row - int(starts[group])]
-        return located
+    def row_groups(self, shard: int, rows: np.ndarray | int) -> np.ndarray:
+        """The row group of each row of a shard."""
+        return np.searchsorted(self._starts[shard], rows, side="right") - 1
 
-    def __getstate__(self):
-        return {"paths": self.paths, "_starts": self._starts, "_files": {}}
+    def images(self, shard: int, rows: np.ndarray) -> list[np.ndarray]:
+        """The HxWxC images at `rows` of a shard, views of the row groups that hold them."""
+        starts = self._starts[shard]
+        groups = self.row_groups(shard, rows)
+        loaded = np.unique(groups)
+        table = _open_shard(*self._versions[shard], os.getpid()).read_row_groups(
+            loaded.tolist(), columns=["pixels", "height", "width", "channels"])
+        images = decode_pixels(table)
+        sizes = starts[loaded + 1] - starts[loaded]
+        positions = (np.cumsum(sizes) - sizes)[np.searchsorted(loaded, groups)] + rows - starts[groups]
+        return [images[position] for position in positions.tolist()]
 
 
 class _CacheSamples(IterableDataset):
-    """Shared machinery: units of row groups, worker split, seeded buffer shuffle."""
+    """Shared machinery: units of row groups, worker split, seeded buffer shuffle.
+
+    A subclass plans every video (`_plan`: first (shard, row), labels, count of samples and
+    where their images lie) and turns a unit's videos into samples (`_unit_samples`).
+    """
 
     driver_kind = "static"
     kinds: tuple[str, ...] = ("static",)  # shards a dataset needs
@@ -123,7 +142,7 @@ class _CacheSamples(IterableDataset):
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
                                         "(run `fas align` and `fas dynamic`)")
         self.meta = {kind: shard_meta(reader.paths) for kind, reader in self.readers.items()}
-        present = set(self.meta[self.driver_kind]["video_id"])
+        present = set(self.meta[self.driver_kind]["video_id"].unique())
         wanted = present if video_ids is None else set(video_ids)
         self.missing_video_ids = sorted(wanted - present)
         self.plans = self._plan(sorted(wanted & present))
@@ -134,29 +153,28 @@ class _CacheSamples(IterableDataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return sum(len(plan["samples"]) for plan in self.plans.values())
+        return sum(plan["count"] for plan in self.plans.values())
 
     def class_counts(self) -> dict[bool, int]:
         """Samples per label (True: live) that iterating yields."""
         counts = {True: 0, False: 0}
         for plan in self.plans.values():
-            counts[plan["labels"][0]] += len(plan["samples"])
+            counts[plan["labels"][0]] += plan["count"]
         return counts
 
     def video_labels(self) -> dict[str, dict]:
         """`is_live` and `pai` of every video that yields samples."""
         return {video_id: {"is_live": plan["labels"][0], "pai": plan["labels"][1]}
-                for video_id, plan in self.plans.items() if plan["samples"]}
+                for video_id, plan in self.plans.items() if plan["count"]}
 
     def _units(self) -> list[list[str]]:
         """Videos grouped by the driving shard's row group where their first row lies."""
         units: dict[tuple[int, int], list[str]] = defaultdict(list)
         reader = self.readers[self.driver_kind]
         for video_id, plan in self.plans.items():
-            if plan["samples"]:
+            if plan["count"]:
                 shard, row = plan["first"]
-                group = int(np.searchsorted(reader._starts[shard], row, side="right") - 1)
-                units[shard, group].append(video_id)
+                units[shard, int(reader.row_groups(shard, row))].append(video_id)
         return [units[key] for key in sorted(units)]
 
     def __iter__(self) -> Iterator[dict]:
@@ -165,33 +183,58 @@ class _CacheSamples(IterableDataset):
         order = np.arange(len(self.units))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.units))
-        mine = order[worker_id::n_workers]
+        mine = [self.units[unit] for unit in order[worker_id::n_workers]]
+        samples = (sample for videos in mine for sample in self._unit_samples(videos))
+        if not self.shuffle:
+            yield from samples
+            return
         rng = np.random.default_rng([self.seed, self.epoch, worker_id, n_workers])
+        # Every sample that fills the buffer swaps a random one out (the buffer then holds
+        # max(buffer_size, 1)); the picks are drawn in chunks, the same numbers as one by one.
+        full = max(self.buffer_size, 1)
+        total = sum(self.plans[video]["count"] for videos in mine for video in videos)
+        picks = _draws(rng, full, max(total - full + 1, 0))
         buffer: list[dict] = []
-        for unit in mine:
-            for sample in self._unit_samples(self.units[unit]):
-                if not self.shuffle:
-                    yield sample
-                    continue
-                buffer.append(sample)
-                if len(buffer) >= self.buffer_size:
-                    pick = int(rng.integers(len(buffer)))
-                    buffer[pick], buffer[-1] = buffer[-1], buffer[pick]
-                    yield buffer.pop()
+        for sample in samples:
+            buffer.append(sample)
+            if len(buffer) >= self.buffer_size:
+                pick = next(picks)
+                buffer[pick], buffer[-1] = buffer[-1], buffer[pick]
+                yield buffer.pop()
         rng.shuffle(buffer)
         yield from buffer
 
-    def _read(self, kind: str, videos: list[str], key: str) -> dict[tuple, np.ndarray]:
-        """Images of the rows named by plans[video][key] (lists of (shard, row))."""
-        by_shard: dict[int, list[int]] = defaultdict(list)
-        for video in videos:
-            for shard, row in self.plans[video][key]:
-                by_shard[shard].append(row)
-        images = {}
-        for shard, rows in by_shard.items():
-            for row, image in self.readers[kind].images(shard, rows).items():
-                images[shard, row] = image
+    def _read(self, kind: str, locations: np.ndarray) -> list[np.ndarray]:
+        """The images at `locations` ([..., 2]: shard, row), in their order."""
+        shards, rows = locations.reshape(-1, 2).T
+        if (shards == shards[0]).all():
+            return self.readers[kind].images(int(shards[0]), rows)
+        images: list[np.ndarray] = [None] * len(rows)
+        for shard in np.unique(shards):
+            chosen = np.flatnonzero(shards == shard)
+            for at, image in zip(chosen.tolist(), self.readers[kind].images(int(shard), rows[chosen])):
+                images[at] = image
         return images
+
+
+def _draws(rng: np.random.Generator, high: int, count: int) -> Iterator[int]:
+    """`count` draws of `rng.integers(high)`, made DRAW_CHUNK at a time."""
+    for start in range(0, count, DRAW_CHUNK):
+        yield from rng.integers(high, size=min(DRAW_CHUNK, count - start)).tolist()
+
+
+def _among(column: pd.Series, values: Iterable[str]) -> np.ndarray:
+    """`column.isin(values)` for strings (pandas converts each value to Arrow, 2 ms per 250)."""
+    wanted = set(values)
+    return np.fromiter((value in wanted for value in column.to_numpy()), bool, len(column))
+
+
+def _video_spans(video_ids: np.ndarray) -> Iterator[tuple[str, int, int]]:
+    """(video_id, start, stop) of each run of one video id in a sorted column."""
+    starts = np.flatnonzero(np.r_[True, video_ids[1:] != video_ids[:-1]]) if len(video_ids) else []
+    stops = list(starts[1:]) + [len(video_ids)]
+    for start, stop in zip(starts, stops):
+        yield str(video_ids[start]), int(start), int(stop)
 
 
 class SDNetSamples(_CacheSamples):
@@ -215,47 +258,51 @@ class SDNetSamples(_CacheSamples):
 
     def _plan(self, videos: list[str]) -> dict[str, dict]:
         dynamic, static = self.meta["dynamic"], self.meta["static"]
-        dynamic = dynamic[dynamic["video_id"].isin(videos) & dynamic["modality"].isin(self.modalities)
+        dynamic = dynamic[_among(dynamic["video_id"], videos) & dynamic["modality"].isin(self.modalities)
                           & (dynamic["kind"] == self.dynamic_kind)]
-        static = static[static["video_id"].isin(videos) & static["modality"].isin(self.modalities)]
+        static = static[_among(static["video_id"], videos) & static["modality"].isin(self.modalities)]
         # A window's static frame is its centre source frame, at its first sampled position.
-        windows = dynamic.assign(frame=[int(f[len(f) // 2]) for f in dynamic["source_frames"]])
-        frames = static.assign(frame=[int(f[0]) for f in static["source_frames"]]).sort_values(
+        windows = dynamic.assign(frame=dynamic["centre_frame"])
+        frames = static.assign(frame=static["first_frame"]).sort_values(
             ["video_id", "modality", "index"]).drop_duplicates(["video_id", "modality", "frame"])
         pairs = windows.merge(frames[["video_id", "modality", "frame", "shard", "row"]],
                               on=["video_id", "modality", "frame"], suffixes=("", "_static"))
-        complete = pairs.groupby(["video_id", "index"])["modality"].transform("size") == len(self.modalities)
-        pairs = pairs[complete].sort_values(["video_id", "index", "modality"])
-        located = {video: group for video, group in pairs.groupby("video_id", sort=False)}
+        width = len(self.modalities)
+        complete = pairs.groupby(["video_id", "index"])["modality"].transform("size") == width
+        # one sample per `width` rows, its modalities in the order asked for
+        order = {modality: position for position, modality in enumerate(self.modalities)}
+        pairs = pairs[complete].assign(order=pairs["modality"].map(order)).sort_values(
+            ["video_id", "index", "order"])
+        dynamic_locations = pairs[["shard", "row"]].to_numpy(np.int64).reshape(-1, width, 2)
+        static_locations = pairs[["shard_static", "row_static"]].to_numpy(np.int64).reshape(-1, width, 2)
+        indices = pairs["index"].to_numpy()[::width].tolist()
+        spans = {video: (start, stop) for video, start, stop in
+                 _video_spans(pairs["video_id"].to_numpy()[::width])}
+        firsts = dynamic.sort_values(["video_id", "shard", "row"]).drop_duplicates("video_id")
+        labels = dynamic.drop_duplicates("video_id").set_index("video_id")
         plans = {}
-        for video_id, rows in dynamic.groupby("video_id", sort=True):
-            samples: dict[int, dict] = {}
-            found = located.get(video_id)
-            if found is not None:
-                for index, modality, shard, row, shard_s, row_s in zip(
-                        found["index"], found["modality"], found["shard"], found["row"],
-                        found["shard_static"], found["row_static"]):
-                    samples.setdefault(int(index), {})[modality] = ((int(shard), int(row)),
-                                                                    (int(shard_s), int(row_s)))
-            first = rows.iloc[0]
-            ordered = sorted(samples.items())
+        for video_id, shard, row in zip(firsts["video_id"], firsts["shard"], firsts["row"]):
+            start, stop = spans.get(video_id, (0, 0))
             plans[video_id] = {
-                "first": min(zip(rows["shard"].astype(int), rows["row"].astype(int))),
-                "samples": ordered, "labels": (bool(first["is_live"]), str(first["pai"])),
-                "dynamic_rows": [pair[0] for _, m in ordered for pair in m.values()],
-                "static_rows": [pair[1] for _, m in ordered for pair in m.values()]}
+                "first": (int(shard), int(row)), "count": stop - start,
+                "labels": (bool(labels.at[video_id, "is_live"]), str(labels.at[video_id, "pai"])),
+                "indices": indices[start:stop], "dynamic": dynamic_locations[start:stop],
+                "static": static_locations[start:stop]}
         return plans
 
     def _unit_samples(self, videos: list[str]) -> Iterator[dict]:
-        dynamic = self._read("dynamic", videos, "dynamic_rows")
-        static = self._read("static", videos, "static_rows")
-        for video_id in videos:
-            plan = self.plans[video_id]
+        plans = [self.plans[video] for video in videos]
+        dynamic = self._read("dynamic", np.concatenate([p["dynamic"] for p in plans]))
+        static = self._read("static", np.concatenate([p["static"] for p in plans]))
+        width, start = len(self.modalities), 0
+        for video_id, plan in zip(videos, plans):
             is_live, pai = plan["labels"]
-            for index, by_modality in plan["samples"]:
+            for index in plan["indices"]:
                 yield {"video_id": video_id, "index": index, "is_live": is_live, "pai": pai,
-                       "static": {m: to_chw(static[by_modality[m][1]]) for m in self.modalities},
-                       "dynamic": {m: to_chw(dynamic[by_modality[m][0]]) for m in self.modalities}}
+                       "static": {m: to_chw(image) for m, image in zip(self.modalities, static[start:start + width])},
+                       "dynamic": {m: to_chw(image)
+                                   for m, image in zip(self.modalities, dynamic[start:start + width])}}
+                start += width
 
 
 class ClipSamples(_CacheSamples):
@@ -277,37 +324,42 @@ class ClipSamples(_CacheSamples):
         super().__init__(cache_dir, video_ids, shuffle=shuffle, seed=seed, buffer_size=buffer_size)
 
     def _plan(self, videos: list[str]) -> dict[str, dict]:
-        static = self.meta[self.driver_kind]
-        static = static[static["video_id"].isin(videos) & (static["modality"] == "color")]
-        plans = {}
-        for video_id, rows in static.groupby("video_id", sort=True):
-            rows = rows.sort_values("index")
-            frames = [int(f[0]) for f in rows["source_frames"]]
-            times = [float(t[0]) for t in rows["timestamps"]]
-            locations = list(zip(rows["shard"].astype(int), rows["row"].astype(int)))
-            clips = []
-            for run in consecutive_runs(frames):
-                for start in range(run.start, run.stop - self.clip_len + 1, self.clip_len):
-                    clips.append(list(range(start, start + self.clip_len)))
-            video_fps = frame_rate(frames, times)
+        meta = self.meta[self.driver_kind]
+        rows = meta[_among(meta["video_id"], videos) & (meta["modality"] == "color")].sort_values(
+            ["video_id", "index"], kind="stable")
+        frames, times = rows["first_frame"].tolist(), rows["first_time"].tolist()
+        locations = rows[["shard", "row"]].to_numpy(np.int64)
+        shards, row_numbers = locations.T.tolist()
+        is_live, pai = rows["is_live"].to_numpy(), rows["pai"].to_numpy()
+        length = self.clip_len
+        spans = list(_video_spans(rows["video_id"].to_numpy()))
+        clip_starts = [[start + first for run in consecutive_runs(frames[start:stop])
+                        for first in range(run.start, run.stop - length + 1, length)]
+                       for _, start, stop in spans]  # positions in `rows`
+        clip_locations = locations[np.array([c for starts in clip_starts for c in starts], np.int64)[:, None]
+                                   + np.arange(length)]
+        plans, done = {}, 0
+        for (video_id, start, stop), starts in zip(spans, clip_starts):
+            video_fps = frame_rate(frames[start:stop], times[start:stop]) or DEFAULT_FPS
+            fps = [frame_rate(frames[c:c + length], times[c:c + length]) or video_fps for c in starts] \
+                if length > 1 else [video_fps] * len(starts)  # one frame spans no time
             plans[video_id] = {
-                "first": min(locations),
-                "samples": [([locations[p] for p in clip],
-                             frame_rate([frames[p] for p in clip], [times[p] for p in clip]) or video_fps
-                             or DEFAULT_FPS) for clip in clips],
-                "labels": (bool(rows["is_live"].iloc[0]), str(rows["pai"].iloc[0])),
-                "static_rows": [loc for clip in clips for loc in (locations[p] for p in clip)]}
+                "first": min(zip(shards[start:stop], row_numbers[start:stop])), "count": len(starts),
+                "labels": (bool(is_live[start]), str(pai[start])), "fps": [float(f) for f in fps],
+                "locations": clip_locations[done:done + len(starts)]}
+            done += len(starts)
         return plans
 
     def _unit_samples(self, videos: list[str]) -> Iterator[dict]:
-        static = self._read(self.driver_kind, videos, "static_rows")
-        for video_id in videos:
-            plan = self.plans[video_id]
+        plans = [self.plans[video] for video in videos]
+        images = self._read(self.driver_kind, np.concatenate([p["locations"] for p in plans]))
+        length, start = self.clip_len, 0
+        for video_id, plan in zip(videos, plans):
             is_live, pai = plan["labels"]
-            for index, (locations, fps) in enumerate(plan["samples"]):
+            for index, fps in enumerate(plan["fps"]):
                 yield {"video_id": video_id, "index": index, "is_live": is_live, "pai": pai,
-                       "frames": torch.from_numpy(_clip([static[loc] for loc in locations])),
-                       "fps": float(fps)}
+                       "frames": torch.from_numpy(_clip(images[start:start + length])), "fps": fps}
+                start += length
 
 
 def _clip(images: list[np.ndarray]) -> np.ndarray:
@@ -316,6 +368,3 @@ def _clip(images: list[np.ndarray]) -> np.ndarray:
     for position, image in enumerate(images):
         chw(image, out[position])
     return out
-
-
-
