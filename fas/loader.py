@@ -189,18 +189,21 @@ class _CacheSamples(IterableDataset):
             yield from samples
             return
         rng = np.random.default_rng([self.seed, self.epoch, worker_id, n_workers])
-        # Every sample that fills the buffer swaps a random one out (the buffer then holds
-        # max(buffer_size, 1)); the picks are drawn in chunks, the same numbers as one by one.
+        # A sample that would fill the buffer (to max(buffer_size, 1)) takes a random place in
+        # it, whose sample leaves (or leaves itself, for the place past the end); one draw each,
+        # made in chunks: the same numbers as one by one.
         full = max(self.buffer_size, 1)
         total = sum(self.plans[video]["count"] for videos in mine for video in videos)
         picks = _draws(rng, full, max(total - full + 1, 0))
         buffer: list[dict] = []
         for sample in samples:
-            buffer.append(sample)
-            if len(buffer) >= self.buffer_size:
-                pick = next(picks)
-                buffer[pick], buffer[-1] = buffer[-1], buffer[pick]
-                yield buffer.pop()
+            if len(buffer) < full - 1:
+                buffer.append(sample)
+                continue
+            pick = next(picks)
+            if pick < len(buffer):
+                buffer[pick], sample = sample, buffer[pick]
+            yield sample
         rng.shuffle(buffer)
         yield from buffer
 
