@@ -1,4 +1,4 @@
-"""The Parquet cache: schema, deterministic shard writer and row-group reader.
+"""The Parquet cache: schema, deterministic shard writer, row-group reader, pixels in place.
 
 Every preprocessing stage writes the same table (docs/ARCHITECTURE.md, "Cache
 shards"): one row per image, raw uint8 HWC pixels, sorted by
@@ -7,10 +7,15 @@ measured (bench/bench_cache.py, DEPENDENCIES.md) raw bytes read several times
 faster than JPEG, and lz4/zstd save only a few per cent on face crops.
 A shard is written to a temporary name and renamed, with a fixed row-group
 size and no varying metadata, so the same inputs give byte-identical files.
+As written, each row's pixels lie in the file as they are (a PLAIN value of an
+uncompressed column chunk: a 4-byte length, then the bytes); `pixel_locations`
+finds them from the page headers, so a reader can view images in a memory map
+instead of copying row groups into Arrow buffers first.
 """
 
 from __future__ import annotations
 
+import mmap
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -179,6 +184,115 @@ def decode_pixels(table: "pa.Table") -> list[np.ndarray]:
             return list(data[offsets[0]:offsets[-1]].reshape((len(column),) + shape))
     return [data[offsets[i]:offsets[i + 1]].reshape(heights[i], widths[i], channels[i])
             for i in range(len(column))]
+
+
+# Page headers as parquet.thrift numbers their fields: PageHeader {1 type, 3 compressed_page_size,
+# 5 data_page_header, 8 data_page_header_v2}; DataPageHeader {1 num_values, 2 encoding,
+# 3 definition_level_encoding}; DataPageHeaderV2 {1 num_values, 2 num_nulls, 4 encoding,
+# 5 definition_levels_byte_length, 6 repetition_levels_byte_length}.
+DATA_PAGE, DATA_PAGE_V2, PLAIN, RLE = 0, 3, 0, 3
+
+
+def pixel_locations(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each row's pixels lie in a shard file: byte offsets and (height, width, channels)
+    per row, when stored as ShardWriter stores them (plain values in uncompressed data pages,
+    no dictionary, no nulls); None for any other layout (read those through Arrow)."""
+    handle = pq.ParquetFile(path)
+    metadata = handle.metadata
+    column = [metadata.schema.column(i).path for i in range(metadata.num_columns)].index("pixels")
+    if metadata.schema.column(column).max_repetition_level:
+        return None
+    nullable = metadata.schema.column(column).max_definition_level > 0  # levels precede values
+    sizes = handle.read(columns=["height", "width", "channels"])
+    shapes = np.stack([sizes.column(name).to_numpy().astype(np.int64)
+                       for name in ("height", "width", "channels")], axis=1)
+    spans = shapes.prod(axis=1) + 4  # a value: its 4-byte length, then its bytes
+    offsets = np.empty(len(spans), np.int64)
+    row = 0
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for group in range(metadata.num_row_groups):
+            chunk = metadata.row_group(group).column(column)
+            if chunk.compression != "UNCOMPRESSED" or chunk.has_dictionary_page:
+                return None
+            position, end = chunk.data_page_offset, chunk.data_page_offset + chunk.total_compressed_size
+            while position < end:
+                header, start = _thrift_struct(data, position)
+                if header[1] == DATA_PAGE and (not nullable or header[5][3] == RLE):
+                    count, encoding = header[5][1], header[5][2]  # levels after their 4-byte length
+                    values = start + (4 + int.from_bytes(data[start:start + 4], "little") if nullable else 0)
+                elif header[1] == DATA_PAGE_V2 and not header[8][2]:
+                    count, encoding = header[8][1], header[8][4]
+                    values = start + header[8][5] + header[8][6]
+                else:
+                    return None
+                position = start + header[3]
+                page = spans[row:row + count]
+                if encoding != PLAIN or len(page) != count or values + int(page.sum()) != position:
+                    return None  # not one value per row, each as long as the row's shape
+                offsets[row:row + count] = values + 4 + np.cumsum(page) - page
+                row += count
+    return (offsets, shapes) if row == len(spans) else None
+
+
+def _thrift_struct(data, position: int) -> tuple[dict, int]:
+    """The Thrift compact-protocol struct at `position` as {field id: value} (structs as dicts,
+    integers and booleans as ints, other values as None) and the position after it."""
+    fields, field = {}, 0
+    while data[position]:
+        header = data[position]
+        if header >> 4:
+            field, position = field + (header >> 4), position + 1
+        else:
+            field, position = _zigzag(data, position + 1)
+        fields[field], position = _thrift_value(data, position, header & 0x0F)
+    return fields, position + 1
+
+
+def _thrift_value(data, position: int, kind: int) -> tuple[object, int]:
+    """One compact-protocol value of type `kind` at `position`, and the position after it."""
+    if kind in (1, 2):  # boolean, held in the field header
+        return kind == 1, position
+    if kind == 3:
+        return data[position], position + 1
+    if kind in (4, 5, 6):
+        return _zigzag(data, position)
+    if kind == 7:
+        return None, position + 8
+    if kind == 8:
+        size, position = _varint(data, position)
+        return None, position + size
+    if kind in (9, 10):  # list, set: size and element type, then the elements
+        size, element = data[position] >> 4, data[position] & 0x0F
+        position += 1
+        if size == 15:
+            size, position = _varint(data, position)
+        for _ in range(size):
+            _, position = _thrift_value(data, position, 3 if element in (1, 2) else element)
+        return None, position
+    if kind == 11:  # map: size, key and value types, then the pairs
+        size, position = _varint(data, position)
+        if size:
+            types, position = data[position], position + 1
+            for _ in range(size):
+                for element in (types >> 4, types & 0x0F):
+                    _, position = _thrift_value(data, position, 3 if element in (1, 2) else element)
+        return None, position
+    if kind == 12:
+        return _thrift_struct(data, position)
+    raise ValueError(f"not a Thrift compact type: {kind}")
+
+
+def _varint(data, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while data[position] & 0x80:
+        value |= (data[position] & 0x7F) << shift
+        position, shift = position + 1, shift + 7
+    return value | data[position] << shift, position + 1
+
+
+def _zigzag(data, position: int) -> tuple[int, int]:
+    value, position = _varint(data, position)
+    return (value >> 1) ^ -(value & 1), position
 
 
 def iter_row_groups(path: str | Path, columns: list[str] | None = None) -> Iterator["pa.Table"]:

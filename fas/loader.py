@@ -1,11 +1,14 @@
 """PyTorch datasets over the Parquet cache of one dataset (docs/ARCHITECTURE.md, "Loader").
 
-Both datasets read whole row groups, never single rows: the unit of work is
-a row group of the driving shard (dynamic rows for SD-Net, static colour rows
-for clips) with the videos whose rows start in it. Units are split across
-DataLoader workers; with `shuffle=True` the order of units is permuted and
-samples are drawn at random from a buffer of `buffer_size`, deterministically
-for (seed, epoch, number of workers). Call `set_epoch(n)` before each epoch
+The unit of work is a row group of the driving shard (dynamic rows for
+SD-Net, static colour rows for clips) with the videos whose rows start in it.
+Its images are read where they lie in the memory-mapped shard
+(`fas.cache.pixel_locations`; a shard stored otherwise, e.g. compressed, is
+read a whole row group at a time through Arrow), and every sample gets CHW
+tensors of its own. Units are split across DataLoader workers; with
+`shuffle=True` the order of units is permuted and samples are drawn at random
+from a buffer of `buffer_size` samples, deterministically for (seed, epoch,
+number of workers). Call `set_epoch(n)` before each epoch
 (with `persistent_workers=True` the workers would keep the old epoch).
 `video_ids=None` takes every video of the cache; requested ids that the cache
 lacks (skipped by an earlier stage) are listed in `missing_video_ids`.
@@ -32,6 +35,7 @@ Example (runnable on any cache folder, e.g. one built by `fas align` and
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections import defaultdict
 from functools import lru_cache
@@ -46,7 +50,8 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fas.cache import consecutive_runs, decode_pixels, frame_rate, read_meta, row_group_starts
+from fas.cache import (consecutive_runs, decode_pixels, frame_rate, pixel_locations, read_meta,
+                       row_group_starts)
 from fas.paths import shard_files
 
 DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
@@ -89,14 +94,29 @@ def shard_meta(paths: list[Path]) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=64)
+def _pixels_in_place(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, ...] | None:
+    """A shard file memory-mapped with the offset and shape of each row's pixels
+    (`pixel_locations`), or None when they are not stored in place. Once per process, and
+    forked workers inherit it: a fresh mapping costs a page fault per 64 KB on first reading
+    (~3 us per 112x112x3 crop)."""
+    located = pixel_locations(path)
+    if located is None:
+        return None
+    with open(path, "rb") as file:
+        data = np.frombuffer(mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+    return (data, *located)
+
+
+@lru_cache(maxsize=64)
 def _open_shard(path: str, mtime_ns: int, size: int, pid: int) -> pq.ParquetFile:
-    """A shard opened memory-mapped, shared by the datasets of one process: a fresh mapping
-    costs a page fault per 64 KB on first reading (~3 us per 112x112x3 crop)."""
+    """A shard opened memory-mapped for Arrow, shared by the datasets of one process (not
+    across a fork)."""
     return pq.ParquetFile(path, memory_map=True)
 
 
 class _RowReader:
-    """Reads chosen rows of shards by loading the row groups that hold them."""
+    """Reads chosen rows of shards: in the memory-mapped file where the pixels lie in place
+    (as `fas.cache.ShardWriter` writes them), else by loading the row groups that hold them."""
 
     def __init__(self, paths: list[Path]):
         self.paths = paths
@@ -108,6 +128,19 @@ class _RowReader:
         return np.searchsorted(self._starts[shard], rows, side="right") - 1
 
     def images(self, shard: int, rows: np.ndarray) -> list[np.ndarray]:
+        """The HxWxC images at `rows` of a shard, views of its file or of an Arrow table."""
+        in_place = _pixels_in_place(*self._versions[shard])
+        if in_place is None:
+            return self._row_group_images(shard, rows)
+        data, offsets, shapes = in_place
+        offsets, shapes = offsets[rows], shapes[rows]
+        lengths = data[offsets[:, None] + np.arange(-4, 0)].view("<u4")[:, 0]  # each value's prefix
+        if not np.array_equal(lengths, shapes.prod(axis=1)):
+            raise ValueError(f"{self.paths[shard]}: pixels are not where its page headers put them")
+        return [data[offset:offset + height * width * channels].reshape(height, width, channels)
+                for offset, (height, width, channels) in zip(offsets.tolist(), shapes.tolist())]
+
+    def _row_group_images(self, shard: int, rows: np.ndarray) -> list[np.ndarray]:
         """The HxWxC images at `rows` of a shard, views of the row groups that hold them."""
         starts = self._starts[shard]
         groups = self.row_groups(shard, rows)
@@ -331,7 +364,7 @@ class ClipSamples(_CacheSamples):
         rows = meta[_among(meta["video_id"], videos) & (meta["modality"] == "color")].sort_values(
             ["video_id", "index"], kind="stable")
         frames, times = rows["first_frame"].tolist(), rows["first_time"].tolist()
-        locations = rows[["shard", "row"]].to_numpy(np.int64)
+        locations = np.stack([rows["shard"].to_numpy(np.int64), rows["row"].to_numpy(np.int64)], axis=1)
         shards, row_numbers = locations.T.tolist()
         is_live, pai = rows["is_live"].to_numpy(), rows["pai"].to_numpy()
         length = self.clip_len

@@ -1,10 +1,12 @@
-"""The Parquet cache: bit-exact round trip, deterministic bytes, atomic writes."""
+"""The Parquet cache: bit-exact round trip, deterministic bytes, atomic writes, pixels in place."""
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fas.cache import SCHEMA, ShardWriter, decode_pixels, image_row, read_meta, write_shard
+from fas.cache import (SCHEMA, ShardWriter, decode_pixels, image_row, pixel_locations, read_meta,
+                       write_shard)
 from fas.paths import Shard, shard_file, shard_files
 
 LABELS = {"is_live": True, "pai": "live", "subject": "s1"}
@@ -40,6 +42,38 @@ def test_round_trip_is_bit_exact_and_sorted(tmp_path):
     meta = read_meta([path])
     assert meta.column("flags").to_pylist()[4] == ["padded"]
     assert meta.column("row").to_pylist() == list(range(20))
+
+
+def _in_place(path):
+    """The pixel bytes of every row where `pixel_locations` puts them."""
+    data = path.read_bytes()
+    offsets, shapes = pixel_locations(path)
+    return [data[offset:offset + int(np.prod(shape))] for offset, shape in zip(offsets, shapes)]
+
+
+def test_pixels_lie_in_place_where_the_page_headers_say(tmp_path):
+    path = tmp_path / "static-0-of-1.parquet"
+    write_shard(path, _rows(), row_group_rows=3)  # grey and colour rows, 7 row groups
+    table = pq.read_table(path)
+    assert _in_place(path) == table.column("pixels").to_pylist()
+    assert pixel_locations(path)[1].tolist() == [[6, 7, c] for c in table.column("channels").to_pylist()]
+    for layout in [{"data_page_version": "2.0"}, {"data_page_size": 100, "write_batch_size": 2}]:
+        pq.write_table(table, path, compression="none", use_dictionary=False, **layout)
+        assert _in_place(path) == table.column("pixels").to_pylist()
+
+
+def test_pixels_stored_otherwise_are_left_to_arrow(tmp_path):
+    path = tmp_path / "static-0-of-1.parquet"
+    write_shard(path, _rows(), row_group_rows=3)
+    table = pq.read_table(path)
+    pixels = table.column("pixels").to_pylist()
+    with_null = table.set_column(table.schema.get_field_index("pixels"), "pixels",
+                                 pa.array(pixels[:3] + [None] + pixels[4:], pa.binary()))
+    for written, layout in [(table, {"compression": "zstd", "use_dictionary": False}),
+                            (table, {"compression": "none", "use_dictionary": True}),
+                            (with_null, {"compression": "none", "use_dictionary": False})]:
+        pq.write_table(written, path, **layout)
+        assert pixel_locations(path) is None
 
 
 def test_rebuild_from_the_same_inputs_is_byte_identical(tmp_path):

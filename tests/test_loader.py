@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from fas.cache import image_row, write_shard
+from fas.cache import image_row, pixel_locations, write_shard
 from fas.paths import Shard, shard_file
 from fas.dynamic import video_dynamic_rows
 from fas.loader import ClipSamples, SDNetSamples
@@ -136,6 +136,27 @@ def test_samples_hold_the_stored_pixels_in_a_fixed_order(cache):
         assert clip["frames"].is_contiguous()
         assert torch.equal(clip["frames"], torch.stack([_as_chw(static[clip["video_id"], "color", position][1])
                                                          for position in range(first, first + 3)]))
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_shards_stored_otherwise_give_the_same_samples(cache, tmp_path):
+    """Compressed shards (pixels not in place: read through Arrow) give the same samples."""
+    for path in cache.glob("*.parquet"):
+        handle = pq.ParquetFile(path)
+        pq.write_table(handle.read(), tmp_path / path.name, compression="zstd",
+                       row_group_size=handle.metadata.row_group(0).num_rows)
+    assert pixel_locations(tmp_path / "static-0-of-2.parquet") is None
+    for open_samples in [
+            lambda root: SDNetSamples(root, None, ["color", "depth"], shuffle=True, seed=2, buffer_size=3),
+            lambda root: ClipSamples(root, None, 3, shuffle=True, seed=2, buffer_size=2)]:
+        want, got = [list(DataLoader(open_samples(root), batch_size=None, num_workers=2))
+                     for root in (cache, tmp_path)]
+        assert len(got) == len(want) == 20 and all(_same(g, w) for g, w in zip(got, want))
 
 
 def test_clips_are_consecutive_frames_of_the_colour_stream(cache):
