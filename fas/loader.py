@@ -93,7 +93,7 @@ def shard_meta(paths: list[Path]) -> pd.DataFrame:
     return _shard_meta(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths))
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=None)  # one per shard file: evicting them in turn would map files anew per unit
 def _pixels_in_place(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, ...] | None:
     """A shard file memory-mapped with the offset and shape of each row's pixels
     (`pixel_locations`), or None when they are not stored in place. Once per process, and
@@ -107,7 +107,7 @@ def _pixels_in_place(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, .
     return (data, *located)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=None)
 def _open_shard(path: str, mtime_ns: int, size: int, pid: int) -> pq.ParquetFile:
     """A shard opened memory-mapped for Arrow, shared by the datasets of one process (not
     across a fork)."""
