@@ -334,10 +334,10 @@ class SDNetSamples(_CacheSamples):
         for video_id, plan in zip(videos, plans):
             is_live, pai = plan["labels"]
             for index in plan["indices"]:
+                statics, dynamics = static[start:start + width], dynamic[start:start + width]
                 yield {"video_id": video_id, "index": index, "is_live": is_live, "pai": pai,
-                       "static": {m: to_chw(image) for m, image in zip(self.modalities, static[start:start + width])},
-                       "dynamic": {m: to_chw(image)
-                                   for m, image in zip(self.modalities, dynamic[start:start + width])}}
+                       "static": {m: to_chw(image) for m, image in zip(self.modalities, statics)},
+                       "dynamic": {m: to_chw(image) for m, image in zip(self.modalities, dynamics)}}
                 start += width
 
 

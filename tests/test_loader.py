@@ -98,7 +98,8 @@ def _stored(cache, kind):
     stored = {}
     for path in sorted(cache.glob(f"{kind}-*.parquet")):
         for row in pq.read_table(path).to_pylist():
-            image = np.frombuffer(row["pixels"], np.uint8).reshape(row["height"], row["width"], row["channels"])
+            shape = row["height"], row["width"], row["channels"]
+            image = np.frombuffer(row["pixels"], np.uint8).reshape(shape)
             stored[row["video_id"], row["modality"], row["index"]] = (row["source_frames"], image)
     return stored
 
@@ -123,9 +124,10 @@ def test_samples_hold_the_stored_pixels_in_a_fixed_order(cache):
         for modality in ("color", "depth"):
             frames, window = dynamic[sample["video_id"], modality, int(sample["index"])]
             assert torch.equal(sample["dynamic"][modality], _as_chw(window))
-            centre = min(index for (video, m, index), (source, _) in static.items()
-                         if (video, m) == (sample["video_id"], modality) and source[0] == frames[len(frames) // 2])
-            assert torch.equal(sample["static"][modality], _as_chw(static[sample["video_id"], modality, centre][1]))
+            video, centre = sample["video_id"], frames[len(frames) // 2]
+            position = min(index for (v, m, index), (source, _) in static.items()
+                           if (v, m) == (video, modality) and source[0] == centre)
+            assert torch.equal(sample["static"][modality], _as_chw(static[video, modality, position][1]))
     clips = list(ClipSamples(cache, None, 3, shuffle=True, seed=1, buffer_size=2))
     assert [(c["video_id"], c["index"]) for c in clips] == [
         ("v3", 0), ("v3", 1), ("v3", 3), ("v3", 2), ("v0", 1), ("v0", 2), ("v0", 3), ("v2", 0), ("v2", 1),
@@ -134,8 +136,8 @@ def test_samples_hold_the_stored_pixels_in_a_fixed_order(cache):
     for clip in clips:  # two runs of 8 frames: clips start at positions 0 and 3 of each run
         first = 8 * (clip["index"] // 2) + 3 * (clip["index"] % 2)
         assert clip["frames"].is_contiguous()
-        assert torch.equal(clip["frames"], torch.stack([_as_chw(static[clip["video_id"], "color", position][1])
-                                                         for position in range(first, first + 3)]))
+        stored = [static[clip["video_id"], "color", position][1] for position in range(first, first + 3)]
+        assert torch.equal(clip["frames"], torch.stack([_as_chw(image) for image in stored]))
 
 
 def _same(a, b):
