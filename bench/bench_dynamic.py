@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from bench._util import best_time, peak_memory_mb, table
-from fas.dynamic import dynamic_images, pooling_matrix, rank_pool_coefficients, to_uint8, windows
+from fas.dynamic import dynamic_images, rank_pool_coefficients, to_uint8, windows
 
 N_VIDEOS, FRAMES_PER_VIDEO, SHAPE = 64, 16, (224, 224, 3)
 REPEATS = 5  # best of 5, as the bandwidth copy: runs on this shared machine vary by 1.5x
@@ -37,7 +37,9 @@ def matrix_product(frames: np.ndarray, spans: list[range], buffer_floats: int = 
     (windows x frames coefficients, mostly zeros) times (frames x pixels), each
     block of frames converted to float32 first; then `to_uint8`.
     """
-    matrix = pooling_matrix(spans, len(frames))
+    matrix = np.zeros((len(spans), len(frames)), np.float32)  # each window's coefficients
+    for row, span in enumerate(spans):
+        matrix[row, np.asarray(span)] = rank_pool_coefficients(len(span))
     flat = frames.reshape(len(frames), -1)
     pooled = np.empty((len(spans), flat.shape[1]), np.float32)
     step = max(1024, buffer_floats // len(frames))

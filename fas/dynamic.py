@@ -72,18 +72,6 @@ def window_kind(window: int | str, primary: int | str) -> str:
     return "dynamic" if window == primary else f"dynamic_{'video' if window == 'video' else f'k{window}'}"
 
 
-def pooling_matrix(spans: list[range], n_frames: int) -> np.ndarray:
-    """[n_windows, n_frames] float32 matrix with each window's coefficients in its columns.
-
-    The previous pooling multiplied it by all frames at once; `bench dynamic`
-    keeps that as the reference its figures and agreement are checked against.
-    """
-    matrix = np.zeros((len(spans), n_frames), np.float32)
-    for row, span in enumerate(spans):
-        matrix[row, np.asarray(span)] = rank_pool_coefficients(len(span))
-    return matrix
-
-
 def scale_into(image: np.ndarray, out: np.ndarray) -> None:
     """Min-max scale a float image into uint8 `out` (its size): 0..255, rounded; constant: 0."""
     cv2.normalize(image, out, 0, 255, cv2.NORM_MINMAX, dtype=cv2.CV_8U)  # a min/max pass, a scaling pass

@@ -29,7 +29,9 @@ import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -242,15 +244,12 @@ def _alive(pid: int) -> bool:
 
 # -- starting and stopping it for a run -----------------------------------------------------
 
-def start(log: Path, parent: int) -> tuple["subprocess.Popen", Path]:
+def start(log: Path, parent: int) -> tuple[subprocess.Popen, Path]:
     """Start a server for process `parent` (it ends with it); its socket's path.
 
     The socket answers once the server has imported its modules (about 10 s);
     commands run before that run in their own processes.
     """
-    import subprocess
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="fas-warm-")) / "socket"  # short: socket paths <= 107
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
@@ -261,11 +260,11 @@ def start(log: Path, parent: int) -> tuple["subprocess.Popen", Path]:
     return process, path
 
 
-def stop(process: "subprocess.Popen", path: Path) -> None:
+def stop(process: subprocess.Popen, path: Path) -> None:
     process.terminate()
     try:
         process.wait(timeout=10)
-    except Exception:  # noqa: BLE001 - a stuck server must not keep the run waiting
+    except subprocess.TimeoutExpired:  # a stuck server must not keep the run waiting
         process.kill()
     path.unlink(missing_ok=True)
     try:
