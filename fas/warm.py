@@ -56,7 +56,9 @@ def compatibility() -> dict:
     (thread settings as `fas` pins them: the server's libraries loaded with its own)."""
     import fas
 
-    return {"executable": sys.executable, "prefix": sys.prefix, "fas": fas.__file__,
+    real = os.path.realpath  # one environment reached through a link is the same environment
+    return {"executable": real(sys.executable), "prefix": real(sys.prefix),
+            "fas": real(fas.__file__),
             "threads": {name: os.environ.get(name, "1") for name in cli.THREAD_VARIABLES}}
 
 
