@@ -12,7 +12,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.settings.enums import RerunTrigger
 
-from fas import dag, lock, paths, warm
+from fas import dag, lock, paths, scheduler, warm
 from fas.config import DEFAULT_PARAMS, read_params_file
 from fas.grid import Experiment, expand
 from fas.paths import EXPERIMENT_PATTERN, Shard
@@ -167,6 +167,11 @@ def write_scheduler_usage():
     }
     paths.SCHEDULER_USAGE.parent.mkdir(parents=True, exist_ok=True)
     paths.SCHEDULER_USAGE.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def lift_local_rate_limit():
+    """Schedule when a job ends, not every second (fas.scheduler)."""
+    scheduler.lift_default_rate_limit(workflow)
 
 
 WARM_SERVER = {}
