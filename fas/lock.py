@@ -18,6 +18,7 @@ times: after either one, the other has nothing to do.
 
 from __future__ import annotations
 
+import copy
 import sys
 from contextlib import chdir, contextmanager
 from pathlib import Path
@@ -58,21 +59,64 @@ def commit(stages: list[str], root: str | Path = ".") -> None:
 
     The steps of `dvc.repo.commit` (save, commit to the cache, dump), over every
     stage at once: DVC's own command collects its target by parsing dvc.yaml
-    and dvc.lock again for each stage, minutes for a whole grid.
+    and dvc.lock again for each stage, minutes for a whole grid. The run cache
+    is kept as `dvc repro` keeps it (`_run_cached`; `dvc commit` would also copy
+    the synthetic datasets, outputs with `cache: false`, into it).
     """
     from dvc.repo import lock_repo
 
     wanted = set(stages)
-    with dvc_project(root) as repo, lock_repo(repo):
+    with dvc_project(root) as repo, lock_repo(repo), _params_read_once():
         chosen = [stage for stage in repo.index.stages if stage.addressing in wanted]
         for stage in chosen:
-            stage.save()
+            stage.save(run_cache=_run_cached(stage))
             stage.commit(relink=False)  # the workspace file stays as it is (its mtime too)
         by_file: dict[str, list] = {}
         for stage in chosen:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
         for group in by_file.values():
             group[0].dvcfile.dump_stages(group, update_pipeline=False)
+
+
+def _run_cached(stage) -> bool:
+    """Whether `dvc repro` keeps this stage's run in the run cache: not with an uncached
+    output other than a metric or plot (it would copy that output into the cache)."""
+    return all(out.use_cache for out in stage.outs if not (out.is_metric or out.is_plot))
+
+
+@contextmanager
+def _params_read_once() -> Iterator[None]:
+    """DVC's reads of params.yaml, each answered once.
+
+    DVC reads the file again for every params dependency it hashes, three
+    times a stage (its hash, and twice for the run cache): 700 ruamel parses
+    and 6,400 dpath walks of the whole file, half of recording the grid. The
+    file does not change while a commit holds the repository lock; each
+    answer is copied, as a fresh read would be.
+    """
+    from dvc.dependency import param
+
+    read, load = param.read_param_file, param.load_path
+    answers: dict = {}
+    parsed: dict = {}
+
+    def read_once(fs, path, key_paths=None, flatten=False, **kwargs):
+        key = (path, tuple(key_paths or ()), flatten, tuple(sorted(kwargs.items())))
+        if key not in answers:
+            answers[key] = read(fs, path, key_paths, flatten, **kwargs)
+        return copy.deepcopy(answers[key])
+
+    def load_once(path, fs=None, **kwargs):
+        key = (path, tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = load(path, fs, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    param.read_param_file, param.load_path = read_once, load_once
+    try:
+        yield
+    finally:
+        param.read_param_file, param.load_path = read, load
 
 
 def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".",

@@ -71,3 +71,34 @@ def test_a_benchmark_older_than_what_dvc_rebuilt_is_removed(project):
     os.utime(marks["one"], ns=(0, 0))  # older than one.txt: as if dvc repro ran `one` since
     lock.sync_stamps(stamps(project), project, benchmarks=marks)
     assert not marks["one"].exists() and marks["two"].exists()
+
+
+def _cache_listing(folder: Path) -> list[str]:
+    cache = folder / ".dvc" / "cache"
+    return sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+
+
+def test_recording_writes_what_dvc_repro_writes(tmp_path):
+    """dvc.lock, the run cache and the object cache as `dvc repro` leaves them, for a
+    stage with a cached output and one with `cache: false` (no run-cache entry)."""
+    stages = {"one": {"cmd": f"{sys.executable} write.py a one.txt", "deps": ["write.py"],
+                      "params": ["a"], "outs": ["one.txt"]},
+              "two": {"cmd": f"{sys.executable} write.py b two.txt", "deps": ["one.txt"],
+                      "params": ["b"], "outs": [{"two.txt": {"cache": False}}]}}
+    folders = {}
+    for name in ("repro", "recorded"):
+        folder = folders[name] = tmp_path / name
+        folder.mkdir()
+        (folder / "params.yaml").write_text("a: 1\nb: 2\n")
+        (folder / "write.py").write_text(WRITE)
+        (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+        _run(folder, "dvc", "init", "-q", "--no-scm")
+    _run(folders["repro"], "dvc", "repro")
+    for key, out in (("a", "one.txt"), ("b", "two.txt")):  # as Snakemake runs the jobs
+        _run(folders["recorded"], sys.executable, "write.py", key, out)
+    lock.commit(["one", "two"], folders["recorded"])
+    repro, recorded = (yaml.safe_load((folders[n] / "dvc.lock").read_text()) for n in folders)
+    assert recorded == repro
+    assert _cache_listing(folders["recorded"]) == _cache_listing(folders["repro"])
+    assert any(p.startswith("runs/") for p in _cache_listing(folders["repro"]))  # `one` only
+    assert "up to date" in _run(folders["recorded"], "dvc", "status")
