@@ -48,7 +48,7 @@ def built_stages(root: str | Path = ".") -> set[str]:
 
 def _built_outputs(root: str | Path) -> dict[str, list[Path]]:
     """The outputs of every stage dvc.lock records as built, by stage."""
-    with dvc_project(root) as repo:
+    with dvc_project(root) as repo, _params_read_once():
         changed = set(repo.status())
         return {stage.addressing: [Path(out.fs_path) for out in stage.outs]
                 for stage in repo.index.stages if stage.addressing not in changed}
@@ -86,13 +86,15 @@ def _run_cached(stage) -> bool:
 
 @contextmanager
 def _params_read_once() -> Iterator[None]:
-    """DVC's reads of params.yaml, each answered once.
+    """DVC's reads of params.yaml, each parsed once and answered once.
 
-    DVC reads the file again for every params dependency it hashes, three
-    times a stage (its hash, and twice for the run cache): 700 ruamel parses
-    and 6,400 dpath walks of the whole file, half of recording the grid. The
-    file does not change while a commit holds the repository lock; each
-    answer is copied, as a fresh read would be.
+    DVC parses the file again for every params dependency it hashes (once a
+    stage for `status`, three times to record one: its hash and twice for the
+    run cache) and finds each key by a dpath walk of the whole file: for the
+    grid, 700 ruamel parses and 6,400 walks, half of recording it. The file
+    does not change while DVC's repository lock is held; every answer is a
+    copy, as a fresh read would be, and a key a plain walk of mappings cannot
+    find is left to DVC's own reader.
     """
     from dvc.dependency import param
 
@@ -100,23 +102,42 @@ def _params_read_once() -> Iterator[None]:
     answers: dict = {}
     parsed: dict = {}
 
-    def read_once(fs, path, key_paths=None, flatten=False, **kwargs):
-        key = (path, tuple(key_paths or ()), flatten, tuple(sorted(kwargs.items())))
-        if key not in answers:
-            answers[key] = read(fs, path, key_paths, flatten, **kwargs)
-        return copy.deepcopy(answers[key])
-
     def load_once(path, fs=None, **kwargs):
         key = (path, tuple(sorted(kwargs.items())))
         if key not in parsed:
             parsed[key] = load(path, fs, **kwargs)
-        return copy.deepcopy(parsed[key])
+        return parsed[key]  # read only: every answer below is copied
+
+    def read_once(fs, path, key_paths=None, flatten=False, **kwargs):
+        key = (path, tuple(key_paths or ()), flatten, tuple(sorted(kwargs.items())))
+        if key not in answers:
+            found = (_plain_lookup(load_once(path, fs, **kwargs), key_paths)
+                     if flatten and key_paths else None)
+            answers[key] = found if found is not None else read(fs, path, key_paths, flatten,
+                                                                **kwargs)
+        return copy.deepcopy(answers[key])
 
     param.read_param_file, param.load_path = read_once, load_once
     try:
         yield
     finally:
         param.read_param_file, param.load_path = read, load
+
+
+def _plain_lookup(config, key_paths: list[str]) -> dict | None:
+    """{dotted key: value} by walking mappings; None where DVC's reader must decide
+    (a glob, a list on the way, a key not found)."""
+    found = {}
+    for key_path in key_paths:
+        if any(char in key_path for char in "*?[]"):
+            return None
+        node = config
+        for part in key_path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        found[key_path] = node
+    return found
 
 
 def sync_stamps(stamps: Mapping[str, Path], root: str | Path = ".",

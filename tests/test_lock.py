@@ -102,3 +102,23 @@ def test_recording_writes_what_dvc_repro_writes(tmp_path):
     assert _cache_listing(folders["recorded"]) == _cache_listing(folders["repro"])
     assert any(p.startswith("runs/") for p in _cache_listing(folders["repro"]))  # `one` only
     assert "up to date" in _run(folders["recorded"], "dvc", "status")
+
+
+def test_params_are_found_as_dvc_finds_them():
+    """The plain walk behind the once-parsed params reads agrees with DVC's dpath
+    lookup for every params key of the grid's stages, and leaves the rest to it."""
+    import dpath
+
+    from fas import dag
+    from fas.config import load_params, read_params_file
+
+    raw = read_params_file("params.yaml")
+    keys = sorted({key for stage in dag.dvc_stages(load_params("params.yaml"), raw)["stages"].values()
+                   for entry in stage.get("params", []) for key in
+                   (entry if isinstance(entry, list) else [entry])
+                   if isinstance(key, str)})
+    assert len(keys) > 20
+    assert lock._plain_lookup(raw, keys) == {key: dpath.get(raw, key, separator=".")
+                                             for key in keys}
+    for left_to_dvc in (["grid.*"], ["grid.0.name"], ["no_such_key"]):
+        assert lock._plain_lookup(raw, left_to_dvc) is None
