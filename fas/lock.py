@@ -91,10 +91,11 @@ def _params_read_once() -> Iterator[None]:
     DVC parses the file again for every params dependency it hashes (once a
     stage for `status`, three times to record one: its hash and twice for the
     run cache) and finds each key by a dpath walk of the whole file: for the
-    grid, 700 ruamel parses and 6,400 walks, half of recording it. The file
-    does not change while DVC's repository lock is held; every answer is a
-    copy, as a fresh read would be, and a key a plain walk of mappings cannot
-    find is left to DVC's own reader.
+    grid, 700 ruamel parses and 6,400 walks, half of recording it. Within one
+    status or commit the file is taken as unchanged (Snakemake calls them
+    before its first job and after its last); every answer is a copy, as a
+    fresh read would be, and a key a plain walk of mappings cannot find is
+    left to DVC's own reader.
     """
     from dvc.dependency import param
 
