@@ -122,24 +122,32 @@ def test_dlib_finds_faces_in_generated_video(tmp_path):
     assert all(h / t >= 0.85 for h, t in rates.values()), rates
 
 
-def test_replay_face_locations_follow_the_face(tmp_path):
-    """One `frame x y w h` line per frame, and the box covers the face dlib finds."""
-    detector = _detector()
+def test_replay_face_locations_frame_the_face_as_the_detector_backend_does(tmp_path):
+    """One `frame x y w h` line per frame; the box lies on the face dlib finds and is as large
+    as the square `fas align`'s detector backend maps onto its template, so the annotation
+    and detector backends crop faces alike."""
+    from fas.align import TEMPLATE_5, LandmarkDetector, similarity
+
+    landmarks = LandmarkDetector()
     root = tmp_path / "replay"
     generate("replay", root, "tiny", 0, 0.5, workers=2)
-    checked = 0
+    ratios = []
     for video in sorted(root.glob("train/**/*.mov")):
         rows = [list(map(int, line.split())) for line in
                 (root / "face-locations" / video.relative_to(root).with_suffix(".face")).read_text().splitlines()]
         with av.open(str(video)) as container:
-            frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         assert [r[0] for r in rows] == list(range(len(frames)))
-        for (_, x, y, w, h), grey in list(zip(rows, frames))[::4]:
-            found = detector(np.ascontiguousarray(grey), 0)
-            if found:
-                d = max(found, key=lambda r: r.area())
-                ix = max(0, min(x + w, d.right()) - max(x, d.left()))
-                iy = max(0, min(y + h, d.bottom()) - max(y, d.top()))
-                assert ix * iy > 0.5 * d.area(), (video.name, (x, y, w, h), d)
-                checked += 1
-    assert checked >= 10
+        for (_, x, y, w, h), frame in list(zip(rows, frames))[::4]:
+            found = landmarks(frame)
+            if found is None:
+                continue
+            chip = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float) @ similarity(TEMPLATE_5, found)[:, :2].T
+            chip += similarity(TEMPLATE_5, found)[:, 2]
+            (x0, y0), (x1, y1) = chip.min(0), chip.max(0)
+            ix = max(0.0, min(x + w, x1) - max(x, x0))
+            iy = max(0.0, min(y + h, y1) - max(y, y0))
+            assert ix * iy > 0.6 * (x1 - x0) * (y1 - y0), (video.name, (x, y, w, h), chip)
+            ratios.append(max(w, h) / max(x1 - x0, y1 - y0))
+    assert len(ratios) >= 10
+    assert 0.85 <= float(np.median(ratios)) <= 1.15, np.median(ratios)
