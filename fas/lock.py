@@ -86,7 +86,7 @@ def _run_cached(stage) -> bool:
 
 @contextmanager
 def _params_read_once() -> Iterator[None]:
-    """DVC's reads of params.yaml, each parsed once and answered once.
+    """DVC's reads of params.yaml, parsed once.
 
     DVC parses the file again for every params dependency it hashes (once a
     stage for `status`, three times to record one: its hash and twice for the
@@ -100,23 +100,19 @@ def _params_read_once() -> Iterator[None]:
     from dvc.dependency import param
 
     read, load = param.read_param_file, param.load_path
-    answers: dict = {}
     parsed: dict = {}
 
     def load_once(path, fs=None, **kwargs):
         key = (path, tuple(sorted(kwargs.items())))
         if key not in parsed:
             parsed[key] = load(path, fs, **kwargs)
-        return parsed[key]  # read only: every answer below is copied
+        return parsed[key]  # shared: every answer below is copied
 
     def read_once(fs, path, key_paths=None, flatten=False, **kwargs):
-        key = (path, tuple(key_paths or ()), flatten, tuple(sorted(kwargs.items())))
-        if key not in answers:
-            found = (_plain_lookup(load_once(path, fs, **kwargs), key_paths)
-                     if flatten and key_paths else None)
-            answers[key] = found if found is not None else read(fs, path, key_paths, flatten,
-                                                                **kwargs)
-        return copy.deepcopy(answers[key])
+        found = (_plain_lookup(load_once(path, fs, **kwargs), key_paths)
+                 if flatten and key_paths else None)
+        return copy.deepcopy(found if found is not None
+                             else read(fs, path, key_paths, flatten, **kwargs))
 
     param.read_param_file, param.load_path = read_once, load_once
     try:

@@ -148,7 +148,8 @@ def _write_placeholder(job: Job, item: Item) -> int:
             (target / item.frame_name.format(1)).write_bytes(_placeholder(".jpg"))
         written += 1
     if item.annotation:
-        _write_face_locations(job.root / item.annotation, [np.array([[2, 2], [14, 2], [14, 14], [2, 14]], np.float32)])
+        square = np.array([[2, 2], [14, 2], [14, 14], [2, 14]], np.float32)
+        _write_face_locations(job.root / item.annotation, [square])
         written += 1
     return written
 

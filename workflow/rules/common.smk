@@ -169,11 +169,6 @@ def write_scheduler_usage():
     paths.SCHEDULER_USAGE.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def lift_local_rate_limit():
-    """Schedule when a job ends, not every second (fas.scheduler)."""
-    scheduler.lift_default_rate_limit(workflow)
-
-
 WARM_SERVER = {}
 
 
