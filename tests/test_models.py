@@ -63,6 +63,26 @@ def test_vgg_trunk_at_width_64_equals_torchvision_vgg16_features(vgg16_features_
         {k: v.shape for k, v in reference.state_dict().items()}
 
 
+def test_vgg_trunk_with_batch_norm_equals_torchvision_vgg16_bn_features():
+    from torchvision.models.vgg import cfgs, make_layers
+
+    reference = make_layers(cfgs["D"], batch_norm=True)  # vgg16_bn().features
+    ours = vgg16_features(64, batch_norm=True)
+    assert [type(m) for m in ours] == [type(m) for m in reference]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in reference.state_dict().items()}
+
+
+def test_vgg_face_weights_need_the_trunk_without_batch_norm(tmp_path, vgg16_features_reference):
+    path = tmp_path / "vgg_face.pth"
+    torch.save({f"features.{k}": v for k, v in vgg16_features_reference.state_dict().items()}, path)
+    config = {**tiny("motion", "full"), "vgg_width": 64, "vgg_batch_norm": True}
+    for method in ("motion", "mevr"):
+        with pytest.raises(ValueError, match=f"{method}: pretrained.vgg_face weights have no BatchNorm"):
+            METHODS[method].build_model({**method_config(PARAMS, method, "full"), **config},
+                                        {"vgg_face": str(path)})
+
+
 def test_vgg_trunk_uses_torchvisions_initialisation():
     torch.manual_seed(0)
     first = vgg16_features(64)[0]
@@ -211,14 +231,15 @@ def test_pretrained_file_errors_name_the_parameter_and_the_file(tmp_path, resnet
     vgg = tmp_path / "vgg.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, vgg)
     with pytest.raises(ValueError, match="pretrained.vgg_face: .*vgg.pth does not match the model"):
-        METHODS["motion"].build_model(tiny("motion", "full"), {"vgg_face": str(vgg)})
+        METHODS["motion"].build_model({**tiny("motion", "full"), "vgg_batch_norm": False},
+                                      {"vgg_face": str(vgg)})
 
 
 def test_pretrained_vgg_face_file_loads_into_the_conv_trunk(tmp_path, vgg16_features_reference):
     reference = vgg16_features_reference
     path = tmp_path / "vgg_face.pth"
     torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, path)
-    config = {**tiny("motion", "full"), "vgg_width": 64}
+    config = {**tiny("motion", "full"), "vgg_width": 64, "vgg_batch_norm": False}
     model = METHODS["motion"].build_model(config, {"vgg_face": str(path)})
     torch.testing.assert_close(model.features[28].weight, reference[28].weight)
 

@@ -92,7 +92,7 @@ class MEVRNet(nn.Module):
     def __init__(self, vgg_width: int = 64, hidden: int = 512, projection_dim: int = 128,
                  mem_stages: Sequence[int] = (2, 3, 4, 5), mem_reduction: int = 16,
                  vrn: str = "lstm", contrastive_weight: float = 1.0, temperature: float = 0.1,
-                 contrast_classes: str = "live_spoof"):
+                 contrast_classes: str = "live_spoof", batch_norm: bool = False):
         super().__init__()
         if vrn not in VRN:
             raise ValueError(f"mevr vrn must be one of {VRN}, got {vrn!r}")
@@ -104,7 +104,7 @@ class MEVRNet(nn.Module):
             raise ValueError(f"mevr mem_stages must be VGG-16 stages 1-5, got {unknown}")
         self.vrn, self.contrast_classes = vrn, contrast_classes
         self.contrastive_weight, self.temperature = float(contrastive_weight), float(temperature)
-        self.features = vgg16_features(vgg_width)
+        self.features = vgg16_features(vgg_width, batch_norm)
         channels = stage_channels(vgg_width)
         self.mem = nn.ModuleDict({str(s): MotionExcitation(channels[s - 1], mem_reduction)
                                   for s in sorted(set(mem_stages))})

@@ -17,12 +17,13 @@ TEMPORAL = ("attention", "last", "mean", "none")
 VGG16_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-def vgg16_features(width: int = 64) -> nn.Sequential:
+def vgg16_features(width: int = 64, batch_norm: bool = False) -> nn.Sequential:
     """The VGG-16 conv trunk with base width `width` (64: torchvision's vgg16().features).
 
     Built layer by layer like torchvision's `make_layers`, so the module indices
     (`0`, `2`, ...) and, at width 64, every parameter shape match
-    torchvision's vgg16 `features.*` keys.
+    torchvision's vgg16 `features.*` keys; `batch_norm` puts a BatchNorm after
+    every conv, as torchvision's vgg16_bn (its keys, then).
     """
     layers: list[nn.Module] = []
     channels = 3
@@ -31,7 +32,9 @@ def vgg16_features(width: int = 64) -> nn.Sequential:
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             out = int(entry) * width // 64
-            layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            conv = nn.Conv2d(channels, out, kernel_size=3, padding=1)
+            layers += [conv, nn.BatchNorm2d(out), nn.ReLU(inplace=True)] if batch_norm else [
+                conv, nn.ReLU(inplace=True)]
             channels = out
     for layer in layers:  # torchvision's VGG initialisation: without it 13 plain convs fade out
         if isinstance(layer, nn.Conv2d):
@@ -56,13 +59,13 @@ class MotionNet(nn.Module):
     """Per-frame VGG-16 features, LSTM with temporal attention, clip-level logit."""
 
     def __init__(self, vgg_width: int = 64, lstm_hidden: int = 512, temporal: str = "attention",
-                 aux_frame_loss: float = 0.0):
+                 aux_frame_loss: float = 0.0, batch_norm: bool = False):
         super().__init__()
         if temporal not in TEMPORAL:
             raise ValueError(f"motion temporal must be one of {TEMPORAL}, got {temporal!r}")
         self.temporal = temporal
         self.aux_frame_loss = float(aux_frame_loss)
-        self.features = vgg16_features(vgg_width)
+        self.features = vgg16_features(vgg_width, batch_norm)
         feature_dim = vgg_width * 8
         self.frame_head = nn.Linear(feature_dim, 1)
         if temporal != "none":
