@@ -83,6 +83,13 @@ def test_vgg_face_weights_need_the_trunk_without_batch_norm(tmp_path, vgg16_feat
                                         {"vgg_face": str(path)})
 
 
+def test_only_the_demo_preset_puts_batch_norm_in_the_vgg_trunk():
+    for preset, expected in (("demo", True), ("paper", False)):
+        params = {**PARAMS, "preset": preset}
+        for method in ("motion", "mevr"):
+            assert method_config(params, method, "full")["vgg_batch_norm"] is expected, (preset, method)
+
+
 def test_vgg_trunk_uses_torchvisions_initialisation():
     torch.manual_seed(0)
     first = vgg16_features(64)[0]

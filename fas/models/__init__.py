@@ -39,8 +39,7 @@ def build_sdnet(config: Mapping, pretrained: Mapping, modalities: list[str]) -> 
 
 def build_motion(config: Mapping, pretrained: Mapping, modalities: list[str]) -> MotionNet:
     """MotionEnhancement on the colour stream (`modalities` is always ["color"])."""
-    check_vgg_input(config, "motion")
-    check_vgg_face(config, pretrained, "motion")
+    check_vgg(config, pretrained, "motion")
     model = MotionNet(config["vgg_width"], config["lstm_hidden"], config["temporal"],
                       config["aux_frame_loss"], config["vgg_batch_norm"])
     load_vgg_face(model, pretrained)
@@ -50,8 +49,7 @@ def build_motion(config: Mapping, pretrained: Mapping, modalities: list[str]) ->
 def build_mevr(config: Mapping, pretrained: Mapping, modalities: list[str]) -> MEVRNet:
     """MEVR on the colour stream; pretrained VGG-Face weights load into its trunk (the MEMs
     start as the identity, so the loaded trunk computes what it did)."""
-    check_vgg_input(config, "mevr")
-    check_vgg_face(config, pretrained, "mevr")
+    check_vgg(config, pretrained, "mevr")
     model = MEVRNet(config["vgg_width"], config["vrn_hidden"], config["projection_dim"],
                     config["mem_stages"], config["mem_reduction"], config["vrn"],
                     config["contrastive_weight"], config["temperature"], config["contrast_classes"],
@@ -60,13 +58,11 @@ def build_mevr(config: Mapping, pretrained: Mapping, modalities: list[str]) -> M
     return model
 
 
-def check_vgg_input(config: Mapping, method: str) -> None:
+def check_vgg(config: Mapping, pretrained: Mapping, method: str) -> None:
+    """Settings a VGG-16 trunk cannot take: inputs too small, VGG-Face weights into BatchNorm."""
     if int(config["input_size"]) < 32:
         raise ValueError(f"{method} input_size must be at least 32 (VGG-16 halves it five "
                          f"times), got {config['input_size']}")
-
-
-def check_vgg_face(config: Mapping, pretrained: Mapping, method: str) -> None:
     if pretrained["vgg_face"] and config["vgg_batch_norm"]:
         raise ValueError(f"{method}: pretrained.vgg_face weights have no BatchNorm; set "
                          f"vgg_batch_norm: false in the preset to load them")

@@ -32,9 +32,10 @@ def vgg16_features(width: int = 64, batch_norm: bool = False) -> nn.Sequential:
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             out = int(entry) * width // 64
-            conv = nn.Conv2d(channels, out, kernel_size=3, padding=1)
-            layers += [conv, nn.BatchNorm2d(out), nn.ReLU(inplace=True)] if batch_norm else [
-                conv, nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(channels, out, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=True))
             channels = out
     for layer in layers:  # torchvision's VGG initialisation: without it 13 plain convs fade out
         if isinstance(layer, nn.Conv2d):
