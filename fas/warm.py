@@ -115,8 +115,17 @@ def _receive(connection: socket.socket, size: int) -> bytes | None:
 # -- the server -----------------------------------------------------------------------------
 
 def preload() -> None:
+    """Import PRELOAD, then compute once what every command would compute again."""
     for name in PRELOAD:
         importlib.import_module(name)
+    from mlflow.utils import requirements_utils
+
+    from fas import config
+
+    # Logging a model checks its requirements against a map of every installed
+    # distribution's files, built once per process: 1.7 s of a 5 s training job.
+    requirements_utils._init_modules_to_packages_map()
+    config._validator()  # the params schema, compiled
 
 
 def serve(path: Path, parent: int | None) -> None:
