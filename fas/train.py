@@ -230,10 +230,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-root", type=Path, default=paths.CACHE_ROOT)
     parser.add_argument("--out", type=Path, default=paths.TRAIN_ROOT)
     parser.add_argument("--scratch", type=Path, default=paths.SCRATCH_ROOT)
-    parser.add_argument("--checkpoint-interval", type=float, default=0.0, metavar="SECONDS",
-                        help="save the resume checkpoint after every epoch (0, the default), or "
-                             "only once this long has passed since the last save, and after "
-                             "the last epoch")
+    parser.add_argument("--checkpoint-interval", type=float, default=30.0, metavar="SECONDS",
+                        help="save the resume checkpoint after an epoch once this long has "
+                             "passed since the last save (default 30; 0 = after every epoch), "
+                             "and after the last epoch")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for torch (1 suits the demo preset: tiny models, "
                              "parallel jobs); 0 = torch's default")
