@@ -20,8 +20,12 @@ from fas import metrics  # noqa: E402
 from fas.io import atomic_path  # noqa: E402
 
 matplotlib.rcParams["svg.hashsalt"] = "fas"
+# Titles at a fixed height: matplotlib's automatic one measures every tick label at each draw
+# to keep the title clear of a top axis, which no plot here has (a third of the drawing time).
+matplotlib.rcParams["axes.titley"] = 1.0
 DPI = 100
 DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8)
+CURVES_MARGINS = {"left": 0.08, "right": 0.98, "bottom": 0.13, "top": 0.92, "wspace": 0.22}
 DET_CLIP = 1e-4  # rates of 0 and 1 have no normal deviate: drawn at this distance from them
 
 
@@ -103,7 +107,8 @@ def score_histogram(rows: pd.DataFrame, title: str, path: Path,
 
 def training_curves(history: pd.DataFrame, title: str, path: Path) -> Path:
     """Every per-epoch column of history.csv against the epoch; losses left, rates right."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    # fixed margins: tight_layout measures every label (0.13 s a figure, 99 figures a grid)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw=CURVES_MARGINS)
     for column in history.columns:
         if column in ("epoch", "lr") or not pd.api.types.is_numeric_dtype(history[column]):
             continue
@@ -114,5 +119,4 @@ def training_curves(history: pd.DataFrame, title: str, path: Path) -> Path:
     for axes in (left, right):
         if axes.lines:
             axes.legend(fontsize=7)
-    figure.tight_layout()
     return save(figure, path)
