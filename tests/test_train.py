@@ -42,7 +42,7 @@ def tiny_params(tmp_path, epochs=3, **sdnet):
     ]
     params["presets"]["demo"]["sdnet"].update(
         {"width": 4, "input_size": 16, "epochs": epochs, "batch_size": 8, "lr": 0.01,
-         "lr_milestones": [2], **sdnet})
+         "lr_milestones": [2], "early_stopping_patience": None, **sdnet})
     params["presets"]["demo"]["motion"].update(
         {"vgg_width": 4, "input_size": 32, "clip_len": 8, "lstm_hidden": 8, "epochs": epochs,
          "batch_size": 4, "lr": 0.01})
@@ -114,6 +114,23 @@ def test_sdnet_run_writes_outputs_and_learns_the_toy_data(toy):
     assert history["dev/acer"].min() <= 0.25 and history["dev/eer"].min() <= 0.25
     test = video_metrics(frames[frames["split"] == "test"])
     assert test["acer"] <= 0.25 and test["eer"] <= 0.25
+
+
+def test_patience_stops_after_the_selected_epoch_and_a_rerun_trains_no_further(toy):
+    params = tiny_params(toy, epochs=8, lr_milestones=[6], batch_size=4, early_stopping_patience=1)
+    folder = outputs(toy, SDNET_ID)
+    assert train(toy, SDNET_ID, params) == 0
+    history = pd.read_csv(folder / "history.csv")
+    receipt = json.loads((folder / "receipt.json").read_text())
+    selected = receipt["selected_epoch"]
+    assert len(history) == selected + 1 < 8  # the toy split is ranked within a few epochs
+    assert receipt["selected_by"].endswith(f"stopped after epoch {selected + 1}, 1 without a better one")
+    best = history.loc[history["epoch"] == selected, ["dev/eer", "dev/acer"]].iloc[0]
+    later = history.loc[history["epoch"] == selected + 1, ["dev/eer", "dev/acer"]].iloc[0]
+    assert tuple(later) >= tuple(best)
+    before = {name: (folder / name).read_bytes() for name in ("history.csv", "scores.parquet")}
+    assert train(toy, SDNET_ID, params) == 0  # resumes from the checkpoint saved at the stop
+    assert before == {name: (folder / name).read_bytes() for name in before}
 
 
 def run_killed_and_resumed(root, experiment, params, monkeypatch) -> None:

@@ -101,14 +101,16 @@ class Schedule:
     lr_gamma: float
     workers: int
     grad_clip_norm: float | None
+    patience: int | None  # epochs after the selected one before stopping (None: every epoch)
 
     @classmethod
     def from_config(cls, method: Mapping[str, Any]) -> "Schedule":
         """The schedule keys of a resolved method config (the preset's)."""
-        clip = method["grad_clip_norm"]
+        clip, patience = method["grad_clip_norm"], method["early_stopping_patience"]
         return cls(int(method["epochs"]), int(method["batch_size"]), method["optimizer"],
                    float(method["lr"]), tuple(method["lr_milestones"]), float(method["lr_gamma"]),
-                   int(method["workers"]), None if clip is None else float(clip))
+                   int(method["workers"]), None if clip is None else float(clip),
+                   None if patience is None else int(patience))
 
 
 def make_optimizer(schedule: Schedule, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -242,7 +244,9 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
     `weights_only=True` (tensors and plain values; nothing in the file can run
     code), so a foreign, stale or damaged one is ignored before it is trusted. The selected
     weights (lowest dev EER, then lowest dev ACER, then earliest epoch; the
-    last epoch where there is no dev split) are loaded into the model.
+    last epoch where there is no dev split) are loaded into the model. With
+    the schedule's `patience` and a dev split, training stops once that many
+    epochs have passed since the selected one.
     """
     history: list[dict] = []
     best: dict[str, Any] | None = None
@@ -255,6 +259,8 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
         print(f"resuming from {checkpoint} after epoch {start}", file=sys.stderr)
     saved_at = time.monotonic()
     for epoch in range(start, trainer.schedule.epochs):
+        if _stalled(trainer.schedule, best, epoch - 1):  # also when resumed after the stop
+            break
         lr = trainer.scheduler.get_last_lr()[0]
         figures = {"epoch": epoch + 1, "lr": lr, **trainer.train_epoch(train_data, epoch)}
         trainer.scheduler.step()
@@ -267,7 +273,7 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
                         "model": copy.deepcopy(trainer.model.state_dict())}
         log({k: v for k, v in figures.items() if k != "epoch"}, epoch + 1)
         history.append({k: v for k, v in figures.items() if k not in LOGGED_ONLY})
-        last = epoch + 1 == trainer.schedule.epochs
+        last = epoch + 1 == trainer.schedule.epochs or _stalled(trainer.schedule, best, epoch)
         if last or time.monotonic() - saved_at >= checkpoint_interval_s:
             with atomic_path(checkpoint) as tmp:
                 torch.save({"fingerprint": fingerprint, "trainer": trainer.state(),
@@ -276,10 +282,19 @@ def fit(trainer: Trainer, train_data: IterableDataset, dev_data: IterableDataset
             saved_at = time.monotonic()
     if best is not None:
         trainer.model.load_state_dict(best["model"])
-        return {"history": history, "selected_epoch": best["epoch"],
-                "selected_by": "lowest dev EER (ties: dev ACER, earlier epoch)"}
+        selected_by = "lowest dev EER (ties: dev ACER, earlier epoch)"
+        if len(history) < trainer.schedule.epochs:
+            selected_by += (f"; stopped after epoch {len(history)}, "
+                            f"{trainer.schedule.patience} without a better one")
+        return {"history": history, "selected_epoch": best["epoch"], "selected_by": selected_by}
     return {"history": history, "selected_epoch": trainer.schedule.epochs,
             "selected_by": "last epoch (the protocol has no dev split)"}
+
+
+def _stalled(schedule: Schedule, best: dict | None, epoch: int) -> bool:
+    """True once `schedule.patience` epochs have passed since the selected (best) one."""
+    return schedule.patience is not None and best is not None \
+        and epoch + 1 - best["epoch"] >= schedule.patience
 
 
 def read_checkpoint(checkpoint: Path, fingerprint: str) -> dict | None:
