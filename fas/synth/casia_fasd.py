@@ -52,8 +52,5 @@ def protocol_files(items_: list[Item], n_frames: int) -> dict[str, str]:
     return {}  # the split is the folder (train_release / test_release)
 
 
-# The cameras' domain: USB cameras at 640x480 and a Sony NEX-5 at 1280x720 indoors (the
-# dataset's paper), here a cool white balance, sharper and less noisy than Replay-Attack's
-# webcam (replay.py): the cross-dataset protocols' designed shift.
 LAYOUT = Layout("casia_fasd", "video", 25.0, items, protocol_files,
-                style={"tint": (0.94, 0.98, 1.06), "blur": 0.5, "noise": 0.015})
+                style={"tint": (1.0, 0.95, 0.88), "blur": 0.8, "noise": 0.02})

@@ -81,8 +81,5 @@ def protocol_files(items_: list[Item], n_frames: int) -> dict[str, str]:
     return {}  # grandtest is the folder split (train / devel / test), enrolment excluded
 
 
-# The camera's domain: a laptop webcam recording 320x240 (the dataset's paper), here a warm
-# white balance, the softness of a low-resolution sensor and its noise in adverse light.
-# CASIA-FASD's cameras differ (casia_fasd.py): the cross-dataset protocols' designed shift.
 LAYOUT = Layout("replay", "video", 25.0, items, protocol_files,
-                style={"tint": (1.0, 0.9, 0.78), "blur": 1.2, "noise": 0.035})
+                style={"tint": (1.0, 0.97, 0.9), "blur": 0.7, "noise": 0.018})
