@@ -155,12 +155,28 @@ def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
                 auc = _auc(payloads, e)
                 if auc is not None and auc < floor:
                     findings.append(Finding("cross_auc", e.id, f"test AUC {auc:.3f} < {floor} (chance level)"))
-            reference, _ = mean_auc(*intra.split("."), method, variant)
+            reference, references = mean_auc(*intra.split("."), method, variant)
             if value is not None and reference is not None and value >= reference:
                 model = f"{method}.{variant}" if several else variant
-                findings.append(Finding("cross_auc", f"{shifted} {model}",
-                                        f"mean test AUC {value:.3f} is not below {intra}'s {reference:.3f}"))
+                shifted_ci, intra_ci = _auc_interval(payloads, members), _auc_interval(payloads, references)
+                message = (f"mean test AUC {value:.3f}{_bracket(shifted_ci)} is not below {intra}'s "
+                           f"{reference:.3f}{_bracket(intra_ci)}")
+                if shifted_ci and intra_ci and shifted_ci[0] <= intra_ci[1]:
+                    message += " (the 95 % intervals overlap: within the noise of these test splits)"
+                findings.append(Finding("cross_auc", f"{shifted} {model}", message))
     return findings
+
+
+def _auc_interval(payloads: dict, members: list[Experiment]) -> tuple[float, float] | None:
+    """The test AUC's 95 % interval where one experiment makes the mean (else None)."""
+    if len(members) != 1 or members[0] not in payloads:
+        return None
+    interval = payloads[members[0]]["test"].get("ci", {}).get("auc")
+    return tuple(interval) if interval else None
+
+
+def _bracket(interval: tuple[float, float] | None) -> str:
+    return f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
 
 
 def read_payloads(experiments: list[Experiment], eval_root: Path) -> dict[Experiment, dict]:

@@ -110,6 +110,27 @@ def test_a_shifted_protocol_is_compared_with_its_counterpart_method_by_method():
     assert "0.850 is not below casia_fasd.standard's 0.800" in finding.message
 
 
+def test_a_cross_finding_shows_both_intervals_and_says_when_they_overlap():
+    params = load_params()
+    params["grid"] = [{"name": dataset, "dataset": dataset, "method": "motion", "variants": ["full"],
+                       "protocols": {protocol: [1]}}
+                      for dataset, protocol in (("replay", "grandtest"), ("cross", "casia_fasd_to_replay"))]
+    params["verdict"]["intra"] = []
+    found = payloads({"replay.grandtest.f1.motion.full.s0": 0.967,
+                      "cross.casia_fasd_to_replay.f1.motion.full.s0": 0.978})
+    found[Experiment.parse("replay.grandtest.f1.motion.full.s0")]["test"]["ci"] = {"auc": [0.922, 0.995]}
+    cross = Experiment.parse("cross.casia_fasd_to_replay.f1.motion.full.s0")
+    found[cross]["test"]["ci"] = {"auc": [0.94, 1.0]}
+    (finding,) = verdict.check_auc(params, found)
+    assert finding.message == ("mean test AUC 0.978 [0.940, 1.000] is not below replay.grandtest's "
+                               "0.967 [0.922, 0.995] (the 95 % intervals overlap: within the noise "
+                               "of these test splits)")
+    found[cross]["test"]["auc"], found[cross]["test"]["ci"] = 0.999, {"auc": [0.998, 1.0]}
+    (finding,) = verdict.check_auc(params, found)
+    assert finding.message.endswith("0.999 [0.998, 1.000] is not below replay.grandtest's 0.967 "
+                                    "[0.922, 0.995]")
+
+
 def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
     params = small_grid(load_params())
     (tmp_path / "params.yaml").write_text(json.dumps(params))
