@@ -25,8 +25,9 @@ matplotlib.rcParams["svg.hashsalt"] = "fas"
 matplotlib.rcParams["axes.titley"] = 1.0
 DPI = 100
 DET_TICKS = (0.001, 0.01, 0.05, 0.2, 0.5, 0.8)
-CURVES_MARGINS = {"left": 0.08, "right": 0.98, "bottom": 0.13, "top": 0.92, "wspace": 0.22}
 DET_CLIP = 1e-4  # rates of 0 and 1 have no normal deviate: drawn at this distance from them
+# training curves: fixed margins, since tight_layout measures every label (0.13 s a figure)
+CURVES_MARGINS = {"left": 0.08, "right": 0.98, "bottom": 0.13, "top": 0.92, "wspace": 0.22}
 
 
 def save(figure: plt.Figure, path: Path) -> Path:
@@ -107,7 +108,6 @@ def score_histogram(rows: pd.DataFrame, title: str, path: Path,
 
 def training_curves(history: pd.DataFrame, title: str, path: Path) -> Path:
     """Every per-epoch column of history.csv against the epoch; losses left, rates right."""
-    # fixed margins: tight_layout measures every label (0.13 s a figure, 99 figures a grid)
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw=CURVES_MARGINS)
     for column in history.columns:
         if column in ("epoch", "lr") or not pd.api.types.is_numeric_dtype(history[column]):

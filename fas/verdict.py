@@ -168,11 +168,12 @@ def check_auc(params: dict, payloads: dict[Experiment, dict]) -> list[Finding]:
 
 
 def _auc_interval(payloads: dict, members: list[Experiment]) -> tuple[float, float] | None:
-    """The test AUC's 95 % interval where one experiment makes the mean (else None)."""
+    """The test AUC's 95 % interval where one experiment makes the mean and it is defined
+    (`fas.metrics` writes [None, None] where a bootstrap replicate has no AUC); else None."""
     if len(members) != 1 or members[0] not in payloads:
         return None
     interval = payloads[members[0]]["test"].get("ci", {}).get("auc")
-    return tuple(interval) if interval else None
+    return tuple(interval) if interval and None not in interval else None
 
 
 def _bracket(interval: tuple[float, float] | None) -> str:

@@ -131,6 +131,20 @@ def test_a_cross_finding_shows_both_intervals_and_says_when_they_overlap():
                                     "[0.922, 0.995]")
 
 
+def test_an_undefined_interval_is_left_out_of_a_cross_finding():
+    params = load_params()
+    params["grid"] = [{"name": dataset, "dataset": dataset, "method": "motion", "variants": ["full"],
+                       "protocols": {protocol: [1]}}
+                      for dataset, protocol in (("replay", "grandtest"), ("cross", "casia_fasd_to_replay"))]
+    params["verdict"]["intra"] = []
+    found = payloads({"replay.grandtest.f1.motion.full.s0": 0.9,
+                      "cross.casia_fasd_to_replay.f1.motion.full.s0": 0.95})
+    for payload in found.values():
+        payload["test"]["ci"] = {"auc": [None, None]}
+    (finding,) = verdict.check_auc(params, found)
+    assert finding.message == "mean test AUC 0.950 is not below replay.grandtest's 0.900"
+
+
 def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
     params = small_grid(load_params())
     (tmp_path / "params.yaml").write_text(json.dumps(params))
