@@ -110,12 +110,18 @@ def test_a_shifted_protocol_is_compared_with_its_counterpart_method_by_method():
     assert "0.850 is not below casia_fasd.standard's 0.800" in finding.message
 
 
-def test_a_cross_finding_shows_both_intervals_and_says_when_they_overlap():
+def replay_and_its_cross_protocol() -> dict:
+    """Params whose grid is MotionEnhancement on Replay-Attack and CASIA-FASD -> Replay-Attack."""
     params = load_params()
     params["grid"] = [{"name": dataset, "dataset": dataset, "method": "motion", "variants": ["full"],
                        "protocols": {protocol: [1]}}
                       for dataset, protocol in (("replay", "grandtest"), ("cross", "casia_fasd_to_replay"))]
     params["verdict"]["intra"] = []
+    return params
+
+
+def test_a_cross_finding_shows_both_intervals_and_says_when_they_overlap():
+    params = replay_and_its_cross_protocol()
     found = payloads({"replay.grandtest.f1.motion.full.s0": 0.967,
                       "cross.casia_fasd_to_replay.f1.motion.full.s0": 0.978})
     found[Experiment.parse("replay.grandtest.f1.motion.full.s0")]["test"]["ci"] = {"auc": [0.922, 0.995]}
@@ -132,11 +138,7 @@ def test_a_cross_finding_shows_both_intervals_and_says_when_they_overlap():
 
 
 def test_an_undefined_interval_is_left_out_of_a_cross_finding():
-    params = load_params()
-    params["grid"] = [{"name": dataset, "dataset": dataset, "method": "motion", "variants": ["full"],
-                       "protocols": {protocol: [1]}}
-                      for dataset, protocol in (("replay", "grandtest"), ("cross", "casia_fasd_to_replay"))]
-    params["verdict"]["intra"] = []
+    params = replay_and_its_cross_protocol()
     found = payloads({"replay.grandtest.f1.motion.full.s0": 0.9,
                       "cross.casia_fasd_to_replay.f1.motion.full.s0": 0.95})
     for payload in found.values():
