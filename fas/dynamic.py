@@ -6,7 +6,7 @@ d = sum_t alpha_t I_t with alpha_t = 2(T - t + 1) - (T + 1)(H_T - H_{t-1})
 to 0). Windows of `dynamic.window` frames (every `frame_step`-th frame; or
 `video`: the whole run) starting every `dynamic.stride` frames are cut within
 consecutive runs of the sampled frames; each window sums its own frames in
-float32, two frames per pass, and its image is min-max scaled to uint8 for
+float32, eight frames per pass, and its image is min-max scaled to uint8 for
 storage. Every modality is pooled on its own. Rows of the primary window
 have kind `dynamic`; `dynamic.extra_windows` (an ablation over K) are stored
 beside them with kind `dynamic_k<K>` (`dynamic_video`).
@@ -28,6 +28,7 @@ from fas.shard_stage import MediaError, ShardJob
 
 cv2 = lazy_import("cv2")
 parquet_cache = lazy_import("fas.cache")
+kernel = lazy_import("fas.dynamic_kernel")  # numba: imported by the stage alone
 
 
 @functools.cache  # about 10 us a call: half of what pooling a frame takes
@@ -85,27 +86,34 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def pool_window(frames: Sequence[np.ndarray], span: range, pooled: np.ndarray) -> np.ndarray:
+    """Write sum_t alpha_t frames[t] over the window `span` into `pooled` (float32, a frame's shape).
+
+    Eight frames per pass of a compiled kernel (`fas.dynamic_kernel`): uint8
+    frames in, their weighted float32 sum out, each frame read once and never
+    copied to float on its own; a last short pass is padded with weight-0 frames.
+    """
+    step, flat = kernel.FRAMES_PER_PASS, pooled.reshape(-1)
+    alpha = rank_pool_coefficients(len(span)).astype(np.float32)
+    for start in range(0, len(span), step):
+        chunk = [np.ravel(frames[t]) for t in span[start:start + step]]
+        weights = np.zeros(step, np.float32)
+        weights[:len(chunk)] = alpha[start:start + step]
+        kernel.add_pairs(*chunk, *[chunk[-1]] * (step - len(chunk)), weights, flat, start > 0)
+    return pooled
+
+
 def dynamic_images(frames: Sequence[np.ndarray], spans: list[range]) -> np.ndarray:
     """Dynamic images (uint8, [n_windows, *frame shape]) of frames of one shape (uint8 [T, ...] or a list).
 
-    Each window reads only its own frames, two per OpenCV call (two uint8
-    frames in, their weighted float32 sum out: each frame is read once and
-    never copied to float on its own), and adds the pairs into one float32
-    image, which is scaled into the window's output row while still in cache.
+    Each window reads only its own frames (`pool_window`), and its image is
+    scaled into the window's output row while still in cache.
     """
-    shape = np.shape(frames[0])  # OpenCV takes HxWxC frames as they are (C channels)
-    pooled, pair = np.empty((2, *shape), np.float32)
+    shape = np.shape(frames[0])
+    pooled = np.empty(shape, np.float32)
     images = np.empty((len(spans), *shape), np.uint8)
     for span, image in zip(spans, images):
-        alpha = rank_pool_coefficients(len(span)).tolist()
-        for k in range(0, len(span), 2):
-            alone = k + 1 == len(span)  # an odd window's last frame: paired with itself at weight 0
-            cv2.addWeighted(frames[span[k]], alpha[k], frames[span[k if alone else k + 1]],
-                            0.0 if alone else alpha[k + 1], 0.0, dst=pair if k else pooled,
-                            dtype=cv2.CV_32F)
-            if k:
-                cv2.accumulate(pair, pooled)
-        scale_into(pooled, image)
+        scale_into(pool_window(frames, span, pooled), image)
     return images
 
 

@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from fas.cache import decode_pixels, image_row, write_shard
 from fas.cli import main as fas_main
-from fas.dynamic import dynamic_images, rank_pool_coefficients, to_uint8, windows
+from fas.dynamic import dynamic_images, pool_window, rank_pool_coefficients, to_uint8, windows
 from preprocess_media import write_params
 
 
@@ -64,6 +65,28 @@ def test_vectorised_pooling_equals_a_per_frame_loop():
         slow = sum(a * frames[t].astype(np.float64) for a, t in zip(alpha, span))
         expected = np.rint((slow - slow.min()) / (slow.max() - slow.min()) * 255)
         assert np.abs(image.astype(int) - expected).max() <= 1
+
+
+def opencv_pairs(frames: np.ndarray, span: range) -> np.ndarray:
+    """The float image as OpenCV's passes sum it: weighted pairs (`addWeighted`), added in turn."""
+    alpha = rank_pool_coefficients(len(span)).tolist()
+    pooled = pair = None
+    for k in range(0, len(span), 2):
+        second = span[k + 1] if k + 1 < len(span) else span[k]  # an odd window's last frame, weight 0
+        pair = cv2.addWeighted(frames[span[k]], alpha[k], frames[second],
+                               alpha[k + 1] if k + 1 < len(span) else 0.0, 0.0, dtype=cv2.CV_32F)
+        pooled = pair if pooled is None else cv2.add(pooled, pair)
+    return pooled
+
+
+def test_the_compiled_pass_sums_as_the_opencv_passes_bit_for_bit():
+    """Shards pooled by the OpenCV passes stay what the kernel writes: the same float32 sums."""
+    rng = np.random.default_rng(1)
+    for size in (48, 4099, 224 * 224 * 3):  # whole SIMD blocks and leftover elements
+        frames = rng.integers(0, 256, (20, size), dtype=np.uint8)
+        for span in (range(0, 8), range(0, 7), range(2, 4), range(0, 20), range(0, 20, 3)):
+            pooled = pool_window(frames, span, np.empty(size, np.float32))
+            assert (pooled.view(np.int32) == opencv_pairs(frames, span).view(np.int32)).all(), (size, span)
 
 
 def test_a_window_of_constant_frames_pools_to_zeros():
