@@ -31,7 +31,7 @@ STAGE_CODE = {
     "synth": ["fas/synth"],
     "index": ["fas/datasets"],
     "align": ["fas/extract.py", "fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
-    "dynamic": ["fas/dynamic.py", "fas/shard_stage.py", "fas/cache.py"],
+    "dynamic": ["fas/dynamic.py", "fas/dynamic_kernel.py", "fas/shard_stage.py", "fas/cache.py"],
     "magnify": ["fas/magnify.py", "fas/models/evm.py", "fas/evm_settings.py", "fas/shard_stage.py",
                 "fas/cache.py"],
     "train": ["fas/train.py", "fas/training", "fas/experiment.py", "fas/models", "fas/loader.py",
