@@ -9,6 +9,8 @@ Two checks, with the thresholds of params `verdict:` (docs/evaluation.md, "Verdi
   shows, each other species' own AUC against live), and every cross-domain
   protocol under `verdict.cross` stays below its intra-domain counterpart (mean
   test AUC of the same method and variant) and above the floor (from `metrics.json`).
+Reported beside them, not judged: the unseen species' AUCs, and the experiments
+whose threshold did not carry over to test (`threshold_gap`).
 
 `fas report` prints the verdict at the end of the main job; `fas verdict`
 exits 1 when anything fails.
@@ -203,15 +205,38 @@ def unseen_aucs(params: dict, payloads: dict[Experiment, dict]) -> list[str]:
     return lines
 
 
+def threshold_shifts(params: dict, payloads: dict[Experiment, dict]) -> list[str]:
+    """Experiments whose threshold did not carry over to the test split: the table's ACER at the
+    applied threshold at least `verdict.threshold_gap` above the ACER at the test split's own EER
+    threshold (an oracle, never a result), largest gap first."""
+    gap, conventions = params["verdict"]["threshold_gap"], params["evaluate"]["table_apcer"]
+    found = []
+    for experiment, payload in payloads.items():
+        pooled = conventions.get(experiment.dataset, conventions["default"]) == "pooled"
+        key = "acer_pooled" if pooled else "acer"
+        applied, threshold = payload["test"], payload.get("threshold", {})
+        policies = payload.get("levels", {}).get(payload.get("level"), {}).get("policies", {})
+        oracle = policies.get("test_eer", {})
+        if threshold.get("oracle", True) or applied.get(key) is None or oracle.get(key) is None:
+            continue  # an oracle threshold applied, or a metrics.json without the rates to compare
+        if applied[key] - oracle[key] >= gap:
+            found.append((applied[key] - oracle[key], experiment.id,
+                          f"{experiment.id}: ACER {applied[key]:.1%} at the {threshold['policy']} threshold "
+                          f"{threshold['value']:.3f}, {oracle[key]:.1%} at the test split's own EER "
+                          f"threshold {oracle['threshold']['value']:.3f} (test AUC {applied['auc']:.3f})"))
+    return [line for _, _, line in sorted(found, key=lambda item: (-item[0], item[1]))]
+
+
 def verdict(params: dict, index_root: Path, payloads: dict[Experiment, dict] | None) -> dict:
-    """Every finding of both checks (AUC only when `payloads` is given), the split counts and
-    the unseen species' AUCs."""
+    """Every finding of both checks (AUC only when `payloads` is given), the split counts, the
+    unseen species' AUCs and the thresholds that did not carry over."""
     findings, counts = check_splits(params, index_root)
     if payloads is not None:
         findings += check_auc(params, payloads)
     return {"findings": findings, "split_counts": counts, "experiments": len(expand(params)),
             "with_metrics": None if payloads is None else len(payloads),
-            "unseen": [] if payloads is None else unseen_aucs(params, payloads)}
+            "unseen": [] if payloads is None else unseen_aucs(params, payloads),
+            "threshold_shifts": [] if payloads is None else threshold_shifts(params, payloads)}
 
 
 def summary_lines(result: dict, rules: dict) -> list[str]:
@@ -239,6 +264,11 @@ def summary_lines(result: dict, rules: dict) -> list[str]:
     if result.get("unseen"):
         lines.append("unseen attack species (test AUC against live; reported, not judged):")
         lines += [f"  {line}" for line in result["unseen"]]
+    if result.get("threshold_shifts"):
+        lines.append(f"thresholds that did not carry over to test ({len(result['threshold_shifts'])} of "
+                     f"{result['with_metrics']} experiments; ACER at least {rules['threshold_gap']:.0%} "
+                     "above the oracle's; reported, not judged):")
+        lines += [f"  {line}" for line in result["threshold_shifts"]]
     return lines
 
 

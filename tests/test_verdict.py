@@ -184,3 +184,40 @@ def test_unseen_species_are_reported_apart_and_the_seen_ones_checked_each():
         "cefa.p1.f1.sdnet.static_rgb.s0: mask_3d 0.120, mask_silicone 0.300"]
     no_species = {Experiment.parse("cefa.p1.f1.sdnet.static_rgb.s0"): {"test": {"auc": 0.95}}}
     assert [f.check for f in verdict.check_auc(params, no_species)] == ["missing"]
+
+
+def with_thresholds(applied: dict, oracle: dict) -> dict:
+    """A metrics.json payload: rates at the dev threshold (the result) and at the oracle's."""
+    return {"test": {**applied, "auc": 0.99}, "level": "video",
+            "threshold": {"policy": "dev_eer", "value": 0.59, "oracle": False},
+            "levels": {"video": {"policies": {"test_eer": {**oracle, "threshold": {"value": 0.987}}}}}}
+
+
+def test_thresholds_that_did_not_carry_over_are_reported_largest_gap_first():
+    params = load_params()
+    params["verdict"]["threshold_gap"] = 0.15
+    found = {
+        Experiment.parse("oulu.p1.f1.sdnet.static_rgb.s0"):  # gap 0.32: listed first
+            with_thresholds({"acer": 0.358}, {"acer": 0.038}),
+        Experiment.parse("oulu.p3.f1.sdnet.static_rgb.s0"):  # gap 0.20
+            with_thresholds({"acer": 0.25}, {"acer": 0.05}),
+        Experiment.parse("oulu.p2.f1.sdnet.static_rgb.s0"):  # gap 0.05: carried over
+            with_thresholds({"acer": 0.10}, {"acer": 0.05}),
+        # CeFA tables pool APCER over species (evaluate.table_apcer): the pooled gap is what counts
+        Experiment.parse("cefa.p4.f1.sdnet.full.s0"):
+            with_thresholds({"acer": 0.45, "acer_pooled": 0.12}, {"acer": 0.10, "acer_pooled": 0.05}),
+    }
+    oracle_applied = with_thresholds({"acer": 0.5}, {"acer": 0.0})
+    oracle_applied["threshold"]["oracle"] = True
+    found[Experiment.parse("oulu.p4.f1.sdnet.static_rgb.s0")] = oracle_applied
+    lines = verdict.threshold_shifts(params, found)
+    assert [line.split(":")[0] for line in lines] == ["oulu.p1.f1.sdnet.static_rgb.s0",
+                                                      "oulu.p3.f1.sdnet.static_rgb.s0"]
+    assert lines[0] == ("oulu.p1.f1.sdnet.static_rgb.s0: ACER 35.8% at the dev_eer threshold 0.590, "
+                        "3.8% at the test split's own EER threshold 0.987 (test AUC 0.990)")
+    result = {"findings": [], "split_counts": {}, "experiments": 5, "with_metrics": 5, "unseen": [],
+              "threshold_shifts": lines}
+    summary = verdict.summary_lines(result, params["verdict"])
+    assert summary[-3] == ("thresholds that did not carry over to test (2 of 5 experiments; ACER at least "
+                           "15% above the oracle's; reported, not judged):")
+    assert verdict.threshold_shifts(params, payloads({"oulu.p1.f1.sdnet.static_rgb.s0": 0.9})) == []
