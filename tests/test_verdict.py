@@ -219,5 +219,5 @@ def test_thresholds_that_did_not_carry_over_are_reported_largest_gap_first():
               "threshold_shifts": lines}
     summary = verdict.summary_lines(result, params["verdict"])
     assert summary[-3] == ("thresholds that did not carry over to test (2 of 5 experiments; ACER at least "
-                           "15% above the oracle's; reported, not judged):")
+                           "15 points above the oracle's; reported, not judged):")
     assert verdict.threshold_shifts(params, payloads({"oulu.p1.f1.sdnet.static_rgb.s0": 0.9})) == []
