@@ -265,9 +265,10 @@ def summary_lines(result: dict, rules: dict) -> list[str]:
         lines.append("unseen attack species (test AUC against live; reported, not judged):")
         lines += [f"  {line}" for line in result["unseen"]]
     if result.get("threshold_shifts"):
+        gap = 100 * rules["threshold_gap"]
         lines.append(f"thresholds that did not carry over to test ({len(result['threshold_shifts'])} of "
-                     f"{result['with_metrics']} experiments; ACER at least {100 * rules['threshold_gap']:.0f} points "
-                     "above the oracle's; reported, not judged):")
+                     f"{result['with_metrics']} experiments; ACER at least {gap:.0f} points above the "
+                     "oracle's; reported, not judged):")
         lines += [f"  {line}" for line in result["threshold_shifts"]]
     return lines
 
