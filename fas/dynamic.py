@@ -86,6 +86,16 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.cache
+def pass_weights(length: int) -> np.ndarray:
+    """alpha_1..alpha_T as float32 rows of `FRAMES_PER_PASS`, the last padded with 0, read-only."""
+    step = kernel.FRAMES_PER_PASS
+    weights = np.zeros((-(-length // step), step), np.float32)
+    weights.reshape(-1)[:length] = rank_pool_coefficients(length)
+    weights.flags.writeable = False
+    return weights
+
+
 def pool_window(frames: Sequence[np.ndarray], span: range, pooled: np.ndarray) -> np.ndarray:
     """Write sum_t alpha_t frames[t] over the window `span` into `pooled` (float32, a frame's shape).
 
@@ -94,12 +104,9 @@ def pool_window(frames: Sequence[np.ndarray], span: range, pooled: np.ndarray) -
     copied to float on its own; a last short pass is padded with weight-0 frames.
     """
     step, flat = kernel.FRAMES_PER_PASS, pooled.reshape(-1)
-    alpha = rank_pool_coefficients(len(span)).astype(np.float32)
-    for start in range(0, len(span), step):
-        chunk = [np.ravel(frames[t]) for t in span[start:start + step]]
-        weights = np.zeros(step, np.float32)
-        weights[:len(chunk)] = alpha[start:start + step]
-        kernel.add_pairs(*chunk, *[chunk[-1]] * (step - len(chunk)), weights, flat, start > 0)
+    for number, weights in enumerate(pass_weights(len(span))):
+        chunk = [np.ravel(frames[t]) for t in span[number * step:(number + 1) * step]]
+        kernel.add_pairs(*chunk, *[chunk[-1]] * (step - len(chunk)), weights, flat, number > 0)
     return pooled
 
 
