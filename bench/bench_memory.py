@@ -10,6 +10,7 @@ the number of videos grows several times.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fas import paths
+from fas import dag, paths
 from fas.config import REPO_ROOT, load_params
 from fas.paths import Shard
 
@@ -32,29 +33,22 @@ def _peak(command: list[str], folder: Path) -> tuple[float, float]:
     env = {**os.environ, "FAS_TRACKING": "0", "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
            f"{os.environ['PATH']}"}
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "fas.cli", *command], cwd=folder, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"fas {' '.join(command)} failed in {folder}")
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "fas.cli", *command], cwd=folder,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            stderr.seek(0)
+            said = stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"fas {' '.join(command)} failed: {' / '.join(said)}")
     return usage.ru_maxrss / 1024, time.perf_counter() - start
 
 
-def _stages(dataset: str, folder: Path) -> list[tuple[str, list[str]]]:
-    shard = Shard(0, 1)
-    root, index = f"data/synthetic/{dataset}", str(paths.index_dir(dataset))
-    static = str(paths.cache_shard(dataset, "static", shard))
-    return [
-        ("synth", ["synth", dataset, "--out", root, "--scale", "SCALE", "--seed", "0"]),
-        ("index", ["index", dataset, "--root", root, "--out", index]),
-        # the pipeline's job: frames sampled, decoded and aligned in one process
-        ("align", ["align", dataset, "--index", index, "--root", root, "--shard", "0/1",
-                   "--out", static]),
-        ("dynamic", ["dynamic", dataset, "--static", static,
-                     "--out", str(paths.cache_shard(dataset, "dynamic", shard))]),
-        ("train", ["train", "--experiment", EXPERIMENTS[dataset]]),
-        ("evaluate", ["evaluate", "--experiment", EXPERIMENTS[dataset]]),
-    ]
+def _stages(params: dict, dataset: str) -> list[tuple[str, list[str]]]:
+    """The grid's commands for one dataset (`fas.dag.jobs`, one shard) and its experiment."""
+    experiment = EXPERIMENTS[dataset]
+    return [(job.stage, shlex.split(job.cmd)[1:]) for job in dag.jobs(params)
+            if job.key in (dataset, f"{dataset}.{Shard(0, 1)}", experiment)]
 
 
 def measure(scale: str) -> dict[tuple[str, str], tuple[float, float]]:
@@ -66,8 +60,7 @@ def measure(scale: str) -> dict[tuple[str, str], tuple[float, float]]:
         params["shards"] = {"default": 1}
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         for dataset in EXPERIMENTS:
-            for stage, command in _stages(dataset, folder):
-                command = [scale if part == "SCALE" else part for part in command]
+            for stage, command in _stages(params, dataset):
                 figures[dataset, stage] = _peak(command, folder)
             figures[dataset, "videos"] = (
                 len(pd.read_parquet(folder / paths.index_outputs(dataset)[0])), 0.0)
@@ -80,7 +73,7 @@ def main() -> None:
     worst = 0.0
     for dataset in EXPERIMENTS:
         videos = int(tiny[dataset, "videos"][0]), int(demo[dataset, "videos"][0])
-        for stage in [s for s, _ in _stages(dataset, Path("."))]:
+        for stage in [s for d, s in demo if d == dataset and s != "videos"]:
             (small, _), (large, seconds) = tiny[dataset, stage], demo[dataset, stage]
             worst = max(worst, large)
             print(f"{dataset:8} {stage:9} {small:8.0f} {large:8.0f} {large / small:9.2f} "

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from fas.config import crop_size, load_params, method_config
+from fas.evm_settings import resolve_evm
 from fas.experiment import resolve
 from fas.grid import expand
 from fas.models.evm import magnify
@@ -111,9 +112,10 @@ def evm_cost(params: dict, preset: str) -> dict:
     config = method_config({**params, "preset": preset}, "motion", "full")
     size = min(int(config["input_size"]), cache_size({**params, "preset": preset}, "motion"))
     clips = torch.rand(int(config["batch_size"]), int(config["clip_len"]), 3, size, size)
-    magnify(clips, 25.0, **params["evm"])  # warm-up
+    evm = resolve_evm(params["evm"])
+    magnify(clips, 25.0, **evm)  # warm-up
     started = time.perf_counter()
-    magnify(clips, 25.0, **params["evm"])
+    magnify(clips, 25.0, **evm)
     elapsed = time.perf_counter() - started
     return {"bench": "evm", "preset": preset, "resolution": size, "clip_len": clips.shape[1],
             "ms_per_clip": round(1000 * elapsed / len(clips), 2)}
