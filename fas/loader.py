@@ -52,7 +52,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from fas.cache import (consecutive_runs, decode_pixels, frame_rate, pixel_locations, read_meta,
                        row_group_starts)
-from fas.paths import shard_files
+from fas.paths import CACHE_WRITER, shard_files
 
 DEFAULT_FPS = 30.0  # clips of a single repeated frame carry no frame rate
 DRAW_CHUNK = 4096  # shuffle-buffer picks drawn at a time
@@ -173,7 +173,7 @@ class _CacheSamples(IterableDataset):
         for kind in self.kinds:
             if not self.readers[kind].paths:
                 raise FileNotFoundError(f"{self.cache_dir}: no {kind}-*-of-*.parquet shards "
-                                        "(run `fas align` and `fas dynamic`)")
+                                        f"(run `{CACHE_WRITER[kind]}` first)")
         self.meta = {kind: shard_meta(reader.paths) for kind, reader in self.readers.items()}
         present = set(self.meta[self.driver_kind]["video_id"].unique())
         wanted = present if video_ids is None else set(video_ids)

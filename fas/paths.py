@@ -36,6 +36,7 @@ PLOT_DATA = PLOTS / "data"  # ROC and DET points per experiment (DVC plots)
 INDEX_FILES = ("manifest.parquet", "protocols.parquet", "skipped.json")
 TRAIN_FILES = ("scores.parquet", "frame_scores.parquet", "history.csv", "receipt.json")
 CACHE_KINDS = ("static", "dynamic", "magnified")
+CACHE_WRITER = {"static": "fas align", "dynamic": "fas dynamic", "magnified": "fas magnify"}
 SHARD_FILE = re.compile(r"^(?P<kind>[a-z]+)-(?P<i>\d+)-of-(?P<n>\d+)\.parquet$")
 
 

@@ -169,8 +169,10 @@ def test_clips_are_consecutive_frames_of_the_colour_stream(cache):
     assert got[1]["frames"][:, 0, 0, 1].tolist() == list(range(20, 28))
     assert got[0]["fps"] == pytest.approx(25.0)
     assert len(ClipSamples(cache, ["v4"], 3, shuffle=False, seed=0)) == 4  # 2 per run of 8
-    with pytest.raises(FileNotFoundError, match="no static"):
+    with pytest.raises(FileNotFoundError, match="no static.*run `fas align`"):
         ClipSamples(cache / "missing", None, 8, shuffle=False, seed=0)
+    with pytest.raises(FileNotFoundError, match="no magnified.*run `fas magnify`"):
+        ClipSamples(cache, None, 8, shuffle=False, seed=0, frames_kind="magnified")
 
 
 def test_extract_align_dynamic_then_load(tmp_path):
