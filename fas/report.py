@@ -709,7 +709,9 @@ def write_index(out: Path, tables: dict, written: dict, experiments, results,
     if absent:
         lines.append(f"Not produced (no row of the table is in the grid): {', '.join(absent)}.")
     lines += ["", "## Verdict and failures", ""]
-    lines += [f"- {line.strip()}" for line in verdict.summary_lines(judged, rules)]
+    # a verdict line's indent nests it under the line before (a finding under its check)
+    lines += [f"{line[:len(line) - len(line.lstrip())]}- {line.strip()}"
+              for line in verdict.summary_lines(judged, rules)]
     missing = [e.id for e in experiments if e not in results.payloads]
     lines += ["", f"### Missing metrics ({len(missing)} of {len(experiments)} grid experiments)", ""]
     lines += [f"- {experiment_id}" for experiment_id in missing] or ["none"]

@@ -150,6 +150,9 @@ def test_index_opens_with_markdown_tables_then_verdict_then_folded_plots(produce
     assert "| Row | n live/attack | APCER % ours [95% CI] | paper | Δ |" in index
     assert "| **P1 mean** | 12/24 |" in index
     assert "SYNTHETIC" in index.split("## Tables")[0]
+    verdict_lines = index[verdict_at:plots].splitlines()
+    nested = [line for line in verdict_lines if line.startswith("  - ")]
+    assert nested and all(line.startswith(("- ", "  - ", "#")) or not line for line in verdict_lines)
 
 
 def test_missing_experiments_are_flagged(produced):
