@@ -20,3 +20,13 @@ def test_the_memory_benchmark_runs_the_grids_own_commands_for_each_dataset():
     cefa = dict(_stages(params, "cefa"))
     assert list(cefa) == ["synth", "index", "align", "dynamic", "train", "evaluate"]
     assert cefa["train"] == ["train", "--experiment", "cefa.p1.f1.sdnet.full.s0"]
+
+
+def test_a_stage_peak_does_not_start_at_the_benchmarks_own(tmp_path):
+    import numpy as np
+
+    from bench.bench_memory import _peak
+
+    ballast = np.ones(2**26)  # 512 MB held and touched by this process
+    peak_mb, _ = _peak(["--version"], tmp_path)
+    assert ballast.sum() == 2**26 and peak_mb < 100
