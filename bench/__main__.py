@@ -2,18 +2,23 @@
 
 `python -m bench` runs them all; `python -m bench extract cache` runs those
 whose name contains one of the words. Timings on a shared machine are noisy.
-A `main()` that returns non-zero cannot run on this machine (bench_gpu without
-CUDA) and has said why: skipped in a run of all, a failure when named.
+When more than one runs, each runs in its own interpreter, so none inherits
+another's peak memory, imports or thread pools. A `main()` that returns
+non-zero cannot run on this machine (bench_gpu without CUDA) and has said
+why: skipped in a run of all, a failure when named.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 import sys
 import time
 
 import bench
+
+CANNOT_RUN = 3  # exit status of `--one NAME` when the benchmark cannot run on this machine
 
 
 def discover() -> list[str]:
@@ -21,21 +26,29 @@ def discover() -> list[str]:
                   if m.name.startswith("bench_"))
 
 
+def run_one(name: str) -> int:
+    """Run one benchmark here: 0, CANNOT_RUN, or 1 when it failed (one broken benchmark
+    must not hide the others)."""
+    module = importlib.import_module(f"bench.{name}")
+    try:
+        return CANNOT_RUN if module.main() else 0
+    except Exception as error:
+        print(f"{name} FAILED: {type(error).__name__}: {error}", flush=True)
+        return 1
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--one"]:
+        return run_one(argv[1])
     names = [n for n in discover() if not argv or any(word in n for word in argv)]
     failed = []
     for name in names:
-        module = importlib.import_module(f"bench.{name}")
-        if not callable(getattr(module, "main", None)):
-            continue
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
-        try:
-            if module.main() and argv:
-                failed.append(name)
-        except Exception as error:  # one broken benchmark must not hide the others
+        status = (run_one(name) if len(names) == 1 else
+                  subprocess.run([sys.executable, "-m", "bench", "--one", name]).returncode)
+        if status not in (0, CANNOT_RUN) or (status == CANNOT_RUN and argv):
             failed.append(name)
-            print(f"{name} FAILED: {type(error).__name__}: {error}", flush=True)
         print(f"--- {name}: {time.perf_counter() - start:.1f} s", flush=True)
     return 1 if failed else 0
 
