@@ -236,6 +236,12 @@ def per_dataset(setting: dict, dataset: str):
     return setting.get(dataset, setting["default"])
 
 
+def metric_name(metric: str, table_apcer: str) -> str:
+    """The metrics.json key of a table column: pooled APCER/ACER when `table_apcer` (the
+    dataset's `evaluate.table_apcer` convention) says so."""
+    return f"{metric}_pooled" if table_apcer == "pooled" and metric in ("apcer", "acer") else metric
+
+
 def crop_size(params: dict, dataset: str) -> int:
     """The aligned crop side of a dataset under the active preset (`align.crop_size.<preset>`)."""
     return int(per_dataset(params["align"]["crop_size"][params["preset"]], dataset))

@@ -25,7 +25,7 @@ from typing import Mapping
 import yaml
 
 from fas import grid, paths, tracking, verdict
-from fas.config import is_synthetic_root, load_params, per_dataset
+from fas.config import is_synthetic_root, load_params, metric_name, per_dataset
 from fas.evaluate import LEVEL_FILES, load_scores, log_to_run, read_receipt
 from fas.experiment import source_datasets
 from fas.io import FailureReport, atomic_path, write_json
@@ -203,11 +203,6 @@ def format_published(reference: dict, pm: str = "$\\pm$") -> str:
     decimals = max(len(repr(x).split(".")[1]) if "." in repr(x) else 0 for x in numbers)
     texts = [f"{x:.{decimals}f}" for x in numbers]
     return pm.join(texts)
-
-
-def metric_name(metric: str, table_apcer: str) -> str:
-    """The metrics.json key of a table column: pooled APCER/ACER when `table_apcer` says so."""
-    return f"{metric}_pooled" if table_apcer == "pooled" and metric in ("apcer", "acer") else metric
 
 
 class Results:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fas import paths
-from fas.config import load_params, per_dataset
+from fas.config import load_params, metric_name, per_dataset
 from fas.grid import Experiment, expand
 from fas.lazy import lazy_import
 
@@ -212,7 +212,7 @@ def threshold_shifts(params: dict, payloads: dict[Experiment, dict]) -> list[str
     gap, conventions = params["verdict"]["threshold_gap"], params["evaluate"]["table_apcer"]
     found = []
     for experiment, payload in payloads.items():
-        key = "acer_pooled" if per_dataset(conventions, experiment.dataset) == "pooled" else "acer"
+        key = metric_name("acer", per_dataset(conventions, experiment.dataset))
         applied, threshold = payload["test"], payload.get("threshold", {})
         policies = payload.get("levels", {}).get(payload.get("level"), {}).get("policies", {})
         oracle = policies.get("test_eer", {})
