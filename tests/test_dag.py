@@ -14,6 +14,7 @@ from fas import dag
 from fas.config import REPO_ROOT, load_params, read_params_file
 from fas.experiment import cross_sources
 from fas.grid import expand
+from fas.scheduler import downstream_counts
 
 BIN = Path(sys.executable).parent
 
@@ -77,17 +78,25 @@ def test_cross_protocol_sources_follow_their_names():
 
 
 @pytest.mark.slow
-def test_snakemake_runs_the_same_commands_as_dvc():
+def test_snakemake_runs_the_same_commands_as_dvc_in_priority_order():
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    dry = subprocess.run([str(BIN / "snakemake"), "-n", "-p", "--forceall"], cwd=REPO_ROOT,
-                         env=env, capture_output=True, text=True, check=True)
-    lines = (dry.stdout + dry.stderr).splitlines()
-    snakemake_cmds = {re.sub(r" > logs/\S+ 2>&1$", "", line.removeprefix("Shell command: "))
-                      for line in lines if line.startswith("Shell command: fas ")}
+    dry = subprocess.run([str(BIN / "snakemake"), "-n", "-p", "--forceall", "--verbose"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True)
+    priorities, priority = {}, 0  # Snakemake prints a job's priority only when it is not 0
+    for line in (dry.stdout + dry.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            priority = 0
+        elif line.startswith("    priority: "):
+            priority = int(line.removeprefix("    priority: "))
+        elif line.startswith("Shell command: fas "):
+            cmd = re.sub(r" > logs/\S+ 2>&1$", "", line.removeprefix("Shell command: "))
+            priorities[cmd] = priority
     dvc = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
     dvc_cmds = {stage["cmd"] for stage in dvc.values()}
-    assert snakemake_cmds == dvc_cmds
+    assert set(priorities) == dvc_cmds
     assert len(dvc_cmds) == len(dvc)  # one command per job, none repeated
+    downstream = downstream_counts(dag.jobs(load_params()))
+    assert priorities == {stage["cmd"]: downstream[name] for name, stage in dvc.items()}
 
 
 def _snakemake(*args: str) -> subprocess.CompletedProcess:

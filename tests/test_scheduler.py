@@ -1,4 +1,5 @@
-"""A local Snakemake run schedules when a job ends, not on a one-second timer (fas.scheduler)."""
+"""How Snakemake schedules the grid: the job most others wait for first, and (locally)
+when a job ends, not on a one-second timer (fas.scheduler)."""
 
 import os
 import subprocess
@@ -60,3 +61,31 @@ def test_lift_keeps_a_limit_the_user_chose_and_cluster_runs():
     assert lift_default_rate_limit(default) and default.scheduler.job_rate_limiter is None
     for kept in (workflow(True, 5, 1.0), workflow(False, 100, 1.0)):
         assert not lift_default_rate_limit(kept) and kept.scheduler.job_rate_limiter is not None
+
+
+def test_downstream_counts_each_job_once_however_many_paths_lead_to_it():
+    from types import SimpleNamespace as Job
+
+    from fas.scheduler import downstream_counts
+
+    jobs = [Job(name="a", deps=[], outs=["a"]), Job(name="b", deps=["a"], outs=["b"]),
+            Job(name="c", deps=["a", "source"], outs=["c"]),
+            Job(name="d", deps=["b", "c"], outs=["d"])]
+    assert downstream_counts(jobs) == {"a": 3, "b": 1, "c": 1, "d": 0}
+
+
+def test_the_grid_prepares_every_dataset_before_it_trains_and_trains_before_it_evaluates():
+    """Snakemake starts the ready job with the highest priority (fas.scheduler)."""
+    from fas import dag
+    from fas.config import load_params
+    from fas.scheduler import downstream_counts
+
+    jobs = dag.jobs(load_params())
+    priority = downstream_counts(jobs)
+    by_stage: dict[str, list[int]] = {}
+    for job in jobs:
+        by_stage.setdefault(job.stage, []).append(priority[job.name])
+    preparing = [p for stage in ("track", "synth", "index", "align", "dynamic", "magnify")
+                 for p in by_stage[stage]]
+    assert min(preparing) > max(by_stage["train"]) > max(by_stage["evaluate"]) > 0
+    assert by_stage["report"] == [0]

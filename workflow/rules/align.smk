@@ -8,6 +8,7 @@ rule align:
         paths.job_log("align", "{dataset}.{shard}"),
     benchmark:
         paths.job_benchmark("align", "{dataset}.{shard}")
+    priority: priority_of(align_output)
     conda:
         "../envs/fas.yaml"
     params:

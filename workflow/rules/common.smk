@@ -24,6 +24,8 @@ shell.prefix("export FAS_ORCHESTRATOR=snakemake FAS_USAGE=1; ")
 EXPERIMENTS = expand(config)
 ALL_JOBS = dag.jobs(config)
 JOBS = {out: job for job in ALL_JOBS for out in job.outs}
+# Among the ready jobs, the one most others wait for starts first (fas.scheduler).
+PRIORITY = scheduler.downstream_counts(ALL_JOBS)
 # Every rule's `built` output: present exactly when dvc.lock records the job as built.
 STAMPS = {job.name: paths.built_stamp(job.stage, job.key) for job in ALL_JOBS}
 BENCHMARKS = {job.name: paths.job_benchmark(job.stage, job.key) for job in ALL_JOBS}
@@ -82,6 +84,16 @@ def from_job(locate, field):
         return getattr(job(locate(wildcards)), field)
 
     get.__name__ = f"{locate.__name__}_{field}"
+    return get
+
+
+def priority_of(locate):
+    """A named function of the wildcards giving the rule's priority: its jobs downstream."""
+
+    def get(wildcards):
+        return PRIORITY[job(locate(wildcards)).name]
+
+    get.__name__ = f"{locate.__name__}_priority"
     return get
 
 

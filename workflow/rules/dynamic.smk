@@ -8,6 +8,7 @@ rule dynamic:
         paths.job_log("dynamic", "{dataset}.{shard}"),
     benchmark:
         paths.job_benchmark("dynamic", "{dataset}.{shard}")
+    priority: priority_of(dynamic_output)
     conda:
         "../envs/fas.yaml"
     params:

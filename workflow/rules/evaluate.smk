@@ -8,6 +8,7 @@ rule evaluate:
         paths.job_log("evaluate", EXPERIMENT_PATTERN.id),
     benchmark:
         paths.job_benchmark("evaluate", EXPERIMENT_PATTERN.id)
+    priority: priority_of(evaluate_output)
     conda:
         "../envs/fas.yaml"
     params:

@@ -10,6 +10,7 @@ rule index:
         paths.job_log("index", "{dataset}"),
     benchmark:
         paths.job_benchmark("index", "{dataset}")
+    priority: priority_of(index_output)
     conda:
         "../envs/fas.yaml"
     params:

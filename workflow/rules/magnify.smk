@@ -8,6 +8,7 @@ rule magnify:
         paths.job_log("magnify", "{dataset}.{shard}"),
     benchmark:
         paths.job_benchmark("magnify", "{dataset}.{shard}")
+    priority: priority_of(magnify_output)
     conda:
         "../envs/fas.yaml"
     params:

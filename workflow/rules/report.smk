@@ -28,6 +28,7 @@ rule report:
         paths.job_log("report"),
     benchmark:
         paths.job_benchmark("report")
+    priority: priority_of(report_output)
     conda:
         "../envs/fas.yaml"
     threads: 2  # it runs alone at the end of the grid: plots in two processes (fas report --workers)

@@ -6,6 +6,7 @@ rule synth:
         paths.job_log("synth", "{dataset}"),
     benchmark:
         paths.job_benchmark("synth", "{dataset}")
+    priority: priority_of(synth_output)
     conda:
         "../envs/fas.yaml"
     params:

@@ -6,6 +6,7 @@ rule track_init:
         paths.job_log("track", "init"),
     benchmark:
         paths.job_benchmark("track")
+    priority: priority_of(track_output)
     conda:
         "../envs/fas.yaml"
     params:

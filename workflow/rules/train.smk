@@ -11,6 +11,7 @@ rule train:
         paths.job_log("train", EXPERIMENT_PATTERN.id),
     benchmark:
         paths.job_benchmark("train", EXPERIMENT_PATTERN.id)
+    priority: priority_of(train_output)
     conda:
         "../envs/fas.yaml"
     resources:
