@@ -5,7 +5,8 @@ whose name contains one of the words. Timings on a shared machine are noisy.
 When more than one runs, each runs in its own interpreter, so none inherits
 another's peak memory, imports or thread pools. A `main()` that returns
 non-zero cannot run on this machine (bench_gpu without CUDA) and has said
-why: skipped in a run of all, a failure when named.
+why: skipped in a run of all, a failure when named. The numeric libraries
+run the kernels a job runs (`fas.numerics`: capped at AVX2).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 
 import bench
+from fas import numerics
 
 CANNOT_RUN = 3  # exit status of `--one NAME` when the benchmark cannot run on this machine
 
@@ -38,6 +40,7 @@ def run_one(name: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    numerics.cap_instruction_sets()  # the kernels a job runs (thread counts: each benchmark's own)
     if argv[:1] == ["--one"]:
         return run_one(argv[1])
     names = [n for n in discover() if not argv or any(word in n for word in argv)]

@@ -16,6 +16,7 @@ import os
 import resource
 import sys
 
+from fas import numerics
 from fas.errors import UsageError, UserError
 
 # subcommand -> (module, one-line help). Modules are imported on use so that
@@ -39,19 +40,6 @@ STAGES: dict[str, tuple[str, str]] = {
     "dag": ("fas.dag", "the pipeline's jobs; writes dvc.yaml from the grid"),
     "track": ("fas.tracking", "MLflow store set-up and run bookkeeping"),
 }
-
-# Thread pools of the numeric libraries. A job's budget is one core unless its orchestrator
-# says otherwise (Snakemake sets these to a rule's `threads:`): the stages' matrix products
-# are small, and BLAS fanning each out over every core runs them several times slower
-# (`make bench`, dynamic images). Torch's own pool is set by `--threads` where a stage has one.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def pin_threads(environ=os.environ) -> None:
-    """One thread per numeric library, where the caller has not chosen (before they load)."""
-    for variable in THREAD_VARIABLES:
-        environ.setdefault(variable, "1")
-
 
 # What to do about an input or output the system refuses, by errno.
 OS_ERROR_HINTS = {
@@ -111,13 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"fas {name}" if name else "fas"
     from fas import warm  # after `fas` has loaded: the two import each other
 
+    numerics.pin()  # before the numeric libraries load, here or in the warm server
     if (code := warm.delegate(argv)) is not None:  # a warm server ran it (Snakemake runs)
         return code
     try:
         if name is None:
             build_parser().parse_args(argv)  # prints help, or raises the usage error
             return 2
-        pin_threads()
         module = importlib.import_module(STAGES[name][0])
         parser = OneLineParser(prog=prog, description=module.__doc__)
         module.add_arguments(parser)

@@ -25,19 +25,24 @@ from fas.grid import expand
 from fas.io import atomic_path
 from fas.paths import Shard
 
-# Code each stage runs: a change to it reruns the stage (a DVC dependency).
+# Code each stage runs: a change to it reruns the stage (a DVC dependency). fas/numerics.py
+# chooses the kernels of every stage that computes with NumPy or torch.
+NUMERICS = "fas/numerics.py"
 STAGE_CODE = {
     "track": ["fas/tracking.py"],
-    "synth": ["fas/synth"],
+    "synth": ["fas/synth", NUMERICS],
     "index": ["fas/datasets"],
-    "align": ["fas/extract.py", "fas/align.py", "fas/shard_stage.py", "fas/cache.py"],
-    "dynamic": ["fas/dynamic.py", "fas/dynamic_kernel.py", "fas/shard_stage.py", "fas/cache.py"],
+    "align": ["fas/extract.py", "fas/align.py", "fas/shard_stage.py", "fas/cache.py",
+              NUMERICS],
+    "dynamic": ["fas/dynamic.py", "fas/dynamic_kernel.py", "fas/shard_stage.py", "fas/cache.py",
+                NUMERICS],
     "magnify": ["fas/magnify.py", "fas/models/evm.py", "fas/evm_settings.py", "fas/shard_stage.py",
-                "fas/cache.py"],
+                "fas/cache.py", NUMERICS],
     "train": ["fas/train.py", "fas/training", "fas/experiment.py", "fas/models", "fas/loader.py",
-              "fas/cache.py"],
-    "evaluate": ["fas/evaluate.py", "fas/metrics.py"],
-    "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/verdict.py", "fas/data"],
+              "fas/cache.py", NUMERICS],
+    "evaluate": ["fas/evaluate.py", "fas/metrics.py", NUMERICS],
+    "report": ["fas/report.py", "fas/plots.py", "fas/metrics.py", "fas/verdict.py", "fas/data",
+               NUMERICS],
 }
 
 # params.yaml keys (dotted) the stages read that are the same for every job of the stage;

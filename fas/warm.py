@@ -12,9 +12,10 @@ the job's own process, the one Snakemake waits for, waits for the child, and
 when it dies (a cancelled job) the server kills the child's process group.
 
 The server runs a command only where the caller's interpreter, `fas`
-package and thread settings are its own; otherwise, and without the variable
-or a server answering, the command runs in its own process, as under DVC.
-The outputs are the same either way (tests/test_warm.py).
+package and numeric settings (`fas.numerics`) are its own; otherwise, and
+without the variable or a server answering, the command runs in its own
+process, as under DVC. The outputs are the same either way
+(tests/test_warm.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fas import cli
+from fas import cli, numerics
 
 SOCKET_VARIABLE = "FAS_WARM_SOCKET"
 STAGES = ("train", "evaluate")  # the commands worth a warm start: many jobs, heavy imports
@@ -53,13 +54,13 @@ STATUS = struct.Struct("!i")
 
 def compatibility() -> dict:
     """What must match between a caller and the server for a fork to run the caller's command
-    (thread settings as `fas` pins them: the server's libraries loaded with its own)."""
+    (the numeric settings `fas` pins: the server's libraries loaded with its own)."""
     import fas
 
     real = os.path.realpath  # one environment reached through a link is the same environment
     return {"executable": real(sys.executable), "prefix": real(sys.prefix),
             "fas": real(fas.__file__),
-            "threads": {name: os.environ.get(name, "1") for name in cli.THREAD_VARIABLES}}
+            "numerics": numerics.settings()}
 
 
 # -- the caller -----------------------------------------------------------------------------
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", type=Path, required=True, help="Unix socket to listen on")
     parser.add_argument("--parent", type=int, help="end when this process has ended")
     args = parser.parse_args(argv)
-    cli.pin_threads()  # as `fas` does, before the numeric libraries load
+    numerics.pin()  # as `fas` does, before the numeric libraries load
     started = time.perf_counter()
     try:
         serve(args.socket, args.parent)

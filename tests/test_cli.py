@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fas import io
-from fas.cli import STAGES, THREAD_VARIABLES, main, pin_threads
+from fas.cli import STAGES, main
 from fas.config import REPO_ROOT
 from fas.train import EpochProgress
 
@@ -177,15 +177,3 @@ def test_training_progress_is_a_bar_on_a_terminal():
         progress.update({"train/loss": 0.5, "dev/eer": 0.25}, 1)
     assert "1/2" in screen.getvalue() and "dev EER=25.00%" in screen.getvalue()
     assert "\n" not in screen.getvalue().rstrip("\n").split("\r")[-1]  # redrawn in place
-
-
-def test_numeric_libraries_get_one_thread_unless_the_caller_chose():
-    environ = {"MKL_NUM_THREADS": "4"}
-    pin_threads(environ)
-    assert environ == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "4"}
-    script = ("from fas import cli; cli.pin_threads(); import numpy, threadpoolctl; "
-              "print(sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))")
-    environ = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env=environ)
-    assert done.stdout.strip() == "[1]"  # NumPy's BLAS pool, as a stage job gets it

@@ -72,10 +72,12 @@ def test_a_user_error_comes_back_as_its_one_line_and_exit_status(server):
     assert ran_in(log)[-1] == "train --experiment nope"
 
 
-def test_a_caller_with_other_thread_settings_runs_its_command_itself(server):
+@pytest.mark.parametrize("setting", [{"OMP_NUM_THREADS": "2"}, {"MKL_CBWR": "COMPATIBLE"}],
+                         ids=["threads", "instruction-sets"])
+def test_a_caller_with_other_numeric_settings_runs_its_command_itself(server, setting):
     path, log = server
     before = ran_in(log)
-    done = fas("evaluate", "--experiment", "nope", socket=path, OMP_NUM_THREADS="2")
+    done = fas("evaluate", "--experiment", "nope", socket=path, **setting)
     assert done.returncode == 2 and "fas evaluate: " in done.stderr
     assert ran_in(log) == before
 
