@@ -11,11 +11,12 @@ convolutions) and ATen choose their kernels by the CPU they run on, and the
 AVX-512 kernels round differently from the AVX2 ones: with the same params, a
 machine with AVX-512 drew 5 of the 15,056 synthetic CeFA frames differently
 (NumPy), magnified other bytes (MKL) and trained other models from the same
-frames (MKL and oneDNN). Capped at AVX2 with FMA (x86-64-v3: every x86 server
-CPU since 2013), all such machines compute the same bytes; a QEMU-emulated
-Haswell wrote the files of an AVX-512 machine (docs/ARCHITECTURE.md,
-"Determinism"). The cap costs about 6 % of the grid's CPU time. It applies
-on x86-64 CPUs with AVX2 and FMA only; elsewhere the libraries choose.
+frames (MKL and oneDNN). Capped at AVX2 with FMA (x86-64-v3: Intel CPUs since
+2013, AMD since 2015), such machines compute the same bytes: QEMU-emulated
+CPUs without AVX-512 wrote the files of an AVX-512 machine
+(docs/ARCHITECTURE.md, "The same bytes on every machine"). The cap costs
+about 6 % of the grid's CPU time. It applies on x86-64 CPUs with AVX2 and FMA
+only; elsewhere the libraries choose.
 
 A variable the caller has set is left as it is: that is how Snakemake gives a
 rule its threads, and how a user chooses other kernels.
@@ -31,7 +32,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 # variable -> its value for the AVX2 cap (the libraries read them when they load)
 INSTRUCTION_SET_CAP = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy >= 2.4's names
-    "MKL_CBWR": "AVX2",  # MKL's conditional numerical reproducibility
+    # MKL's conditional numerical reproducibility: its branch for Intel and AMD alike (MKL
+    # ignores its AVX2 branch on AMD CPUs); the demo's training and magnification take no longer
+    "MKL_CBWR": "COMPATIBLE",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's and scikit-learn's BLAS
