@@ -6,17 +6,18 @@ stages' matrix products are small, and BLAS fanning each out over every core
 runs them several times slower (`make bench`, dynamic images). Torch's own
 pool is set by `--threads` where a stage has one.
 
-Instruction sets. NumPy, MKL (torch's BLAS and FFT), oneDNN (torch's
-convolutions) and ATen choose their kernels by the CPU they run on, and the
-AVX-512 kernels round differently from the AVX2 ones: with the same params, a
-machine with AVX-512 drew 5 of the 15,056 synthetic CeFA frames differently
-(NumPy), magnified other bytes (MKL) and trained other models from the same
-frames (MKL and oneDNN). Capped at AVX2 with FMA (x86-64-v3: Intel CPUs since
-2013, AMD since 2015), such machines compute the same bytes: QEMU-emulated
-CPUs without AVX-512 wrote the files of an AVX-512 machine
-(docs/ARCHITECTURE.md, "The same bytes on every machine"). The cap costs
-about 6 % of the grid's CPU time. It applies on x86-64 CPUs with AVX2 and FMA
-only; elsewhere the libraries choose.
+Instruction sets. NumPy, MKL (torch's BLAS, FFT and vector maths), oneDNN
+(torch's convolutions) and ATen choose their kernels by the CPU they run on,
+and the AVX-512 kernels round differently from the AVX2 ones: with the same
+params, a machine with AVX-512 drew 5 of the 15,056 synthetic CeFA frames
+differently (NumPy), magnified other bytes (MKL) and trained other models
+from the same frames (MKL and oneDNN). Capped at AVX2 with FMA (x86-64-v3:
+Intel CPUs since 2013, AMD since 2015), Intel machines compute the same
+bytes: a QEMU-emulated Haswell wrote the files of an AVX-512 machine
+(docs/ARCHITECTURE.md, "The same bytes on every machine"). On AMD CPUs MKL
+refuses its AVX2 branch and runs its own, so their models differ from
+Intel's. The cap costs about 6 % of the grid's CPU time; it applies on
+x86-64 CPUs with AVX2 and FMA only, elsewhere the libraries choose.
 
 A variable the caller has set is left as it is: that is how Snakemake gives a
 rule its threads, and how a user chooses other kernels.
@@ -26,41 +27,51 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass, field
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 # variable -> its value for the AVX2 cap (the libraries read them when they load)
 INSTRUCTION_SET_CAP = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy >= 2.4's names
-    # MKL's conditional numerical reproducibility: its branch for Intel and AMD alike (MKL
-    # ignores its AVX2 branch on AMD CPUs); the demo's training and magnification take no longer
-    "MKL_CBWR": "COMPATIBLE",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
     "OPENBLAS_CORETYPE": "Haswell",  # NumPy's and scikit-learn's BLAS
 }
-VARIABLES = (*THREAD_VARIABLES, *INSTRUCTION_SET_CAP)
-CPU_FLAGS_FOR_CAP = {"avx2", "fma"}
+# MKL's conditional numerical reproducibility, on Intel CPUs (others get MKL's own branches).
+# Its COMPATIBLE branch, offered for every vendor, computes torch.sqrt with an approximation
+# whose last bits depend on the CPU: not the same bytes either.
+MKL_CAP = {"MKL_CBWR": "AVX2"}
+VARIABLES = (*THREAD_VARIABLES, *INSTRUCTION_SET_CAP, *MKL_CAP)
 
 
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """The first CPU's feature flags (Linux); empty where the file is not there."""
+@dataclass(frozen=True)
+class Cpu:
+    machine: str  # platform.machine()
+    vendor: str = ""  # /proc/cpuinfo's vendor_id: GenuineIntel, AuthenticAMD
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def takes_cap(self) -> bool:
+        """Whether it runs the AVX2 kernels the cap selects."""
+        return self.machine.lower() in ("x86_64", "amd64") and {"avx2", "fma"} <= self.flags
+
+
+def this_cpu(cpuinfo: str = "/proc/cpuinfo") -> Cpu:
+    """This machine's CPU (vendor and flags of the first processor; empty without the file)."""
+    found = {}
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as lines:
             for line in lines:
-                if line.startswith("flags"):
-                    return set(line.partition(":")[2].split())
+                key, _, value = line.partition(":")
+                if key.strip() in ("vendor_id", "flags"):
+                    found.setdefault(key.strip(), value.strip())
+                if len(found) == 2:
+                    break
     except OSError:
         pass
-    return set()
-
-
-def can_cap(machine: str | None = None, flags: set[str] | None = None) -> bool:
-    """Whether this CPU runs the AVX2 kernels the cap selects."""
-    machine = platform.machine() if machine is None else machine
-    if machine.lower() not in ("x86_64", "amd64"):
-        return False
-    return CPU_FLAGS_FOR_CAP <= (cpu_flags() if flags is None else flags)
+    return Cpu(platform.machine(), found.get("vendor_id", ""),
+               frozenset(found.get("flags", "").split()))
 
 
 def pin_threads(environ=os.environ) -> None:
@@ -69,12 +80,14 @@ def pin_threads(environ=os.environ) -> None:
         environ.setdefault(variable, "1")
 
 
-def cap_instruction_sets(environ=os.environ, cap: bool | None = None) -> None:
-    """The AVX2 cap (where this CPU can take it, or where `cap` says), where the caller has not
-    chosen."""
-    if can_cap() if cap is None else cap:
-        for variable, value in INSTRUCTION_SET_CAP.items():
-            environ.setdefault(variable, value)
+def cap_instruction_sets(environ=os.environ, cpu: Cpu | None = None) -> None:
+    """The AVX2 cap where the CPU takes it, for variables the caller has not set."""
+    cpu = this_cpu() if cpu is None else cpu
+    if not cpu.takes_cap:
+        return
+    chosen = {**INSTRUCTION_SET_CAP, **(MKL_CAP if cpu.vendor == "GenuineIntel" else {})}
+    for variable, value in chosen.items():
+        environ.setdefault(variable, value)
 
 
 def pin(environ=os.environ) -> None:
