@@ -16,8 +16,8 @@ Intel CPUs since 2013, AMD since 2015), Intel machines compute the same
 bytes: a QEMU-emulated Haswell wrote the files of an AVX-512 machine
 (docs/ARCHITECTURE.md, "The same bytes on every machine"). On AMD CPUs MKL
 refuses its AVX2 branch and runs its own, so their models differ from
-Intel's. The cap costs about 6 % of the grid's CPU time; it applies on
-x86-64 CPUs with AVX2 and FMA only, elsewhere the libraries choose.
+Intel's. The cap costs no time a whole run shows; it applies on x86-64 CPUs
+with AVX2 and FMA only, elsewhere the libraries choose.
 
 A variable the caller has set is left as it is: that is how Snakemake gives a
 rule its threads, and how a user chooses other kernels.
