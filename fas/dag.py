@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import shlex
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
