@@ -185,8 +185,15 @@ def _store_lock(path: Path):
         yield
 
 
-def _retry(call: Callable[[], T], attempts: int = 12) -> T:
-    """Retry a store call while SQLite reports a lock held by a parallel job."""
+LOCKED = ("locked", "busy")
+"""SQLite's words for a lock held by a parallel job."""
+INSERTED_MEANWHILE = ("unique constraint", "duplicate key")
+"""SQLite's and PostgreSQL's words for a row a parallel job inserted between MLflow's check and
+its insert (one dataset logged by two runs at once): the retry finds the row and links it."""
+
+
+def _retry(call: Callable[[], T], attempts: int = 12, transient: tuple[str, ...] = LOCKED) -> T:
+    """Retry a store call while it fails for a `transient` reason (a parallel job's lock)."""
     for attempt in range(attempts):
         try:
             return call()
@@ -194,7 +201,7 @@ def _retry(call: Callable[[], T], attempts: int = 12) -> T:
             text = str(error).lower()
             if (full_or_read_only := _disk_error(text, store_file())) is not None:
                 raise full_or_read_only from error
-            if "locked" not in text and "busy" not in text or attempt == attempts - 1:
+            if not any(word in text for word in transient) or attempt == attempts - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + random.random()))
     raise AssertionError("unreachable")
@@ -331,7 +338,8 @@ class Run:
             dataset = mlflow.data.from_pandas(table, source=str(source), name=name)
         entry = DatasetInput(dataset._to_mlflow_entity(),
                              tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
-        _retry(lambda: self._client.log_inputs(self.id, datasets=[entry]))
+        _retry(lambda: self._client.log_inputs(self.id, datasets=[entry]),
+               transient=LOCKED + INSERTED_MEANWHILE)
 
     def log_model(self, model, name: str = "model") -> str | None:
         """A PyTorch network as an MLflow model of this run; its URI for `mlflow.pytorch.load_model`.

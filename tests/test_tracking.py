@@ -105,6 +105,38 @@ def test_tracking_off_is_a_no_op(monkeypatch):
         assert run.id is None
 
 
+class _RacedClient:
+    """An MLflow client whose first `log_inputs` meets a parallel job's insert (as PostgreSQL says it)."""
+
+    RACE = ('BAD_REQUEST: (psycopg2.errors.UniqueViolation) duplicate key value violates unique '
+            'constraint "dataset_pk"\nDETAIL:  Key (experiment_id, name, digest)=(1, cefa.p1.f1.train, '
+            'f01775b1) already exists.')
+
+    def __init__(self, error: str):
+        self.error, self.calls = error, []
+
+    def log_inputs(self, run_id, datasets):
+        self.calls.append((run_id, [d.dataset.name for d in datasets]))
+        if len(self.calls) == 1:
+            raise RuntimeError(self.error)
+
+
+def test_a_dataset_inserted_meanwhile_by_a_parallel_run_is_linked_on_retry():
+    import pandas as pd
+
+    client = _RacedClient(_RacedClient.RACE)
+    run = tracking.Run(client, "run-1", key="k")
+    run.log_input(pd.DataFrame({"video_id": ["a", "b"]}), "cefa.p1.f1.train",
+                  "data/index/cefa/protocols.parquet", "training")
+    assert client.calls == [("run-1", ["cefa.p1.f1.train"])] * 2
+
+    other = _RacedClient("RESOURCE_DOES_NOT_EXIST: run 'run-1' not found")
+    with pytest.raises(RuntimeError, match="not found"):
+        tracking.Run(other, "run-1", key="k").log_input(
+            pd.DataFrame({"video_id": ["a"]}), "x", "x.parquet", "training")
+    assert len(other.calls) == 1
+
+
 def test_flatten_params():
     assert tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {
         "a.b": "1", "a.c": "[1, 2]", "d": "x"}
