@@ -245,10 +245,17 @@ def summary_lines(result: dict, rules: dict) -> list[str]:
     for finding in findings:
         by_check[finding.check].append(finding)
     test, dev = rules["test_min"], rules["dev_min"]
+    titles = {"split_size": "split too small", "intra_auc": "did not learn",
+              "cross_auc": "cross-domain", "missing": "missing"}
+
+    def nested(checks: tuple[str, ...]) -> list[str]:
+        return [f"  {titles[f.check]}: {f.subject}: {f.message}" for f in findings if f.check in checks]
+
     lines = [f"splits: {len(result['split_counts'])} test/dev splits counted; test needs "
              f">= {test['live']} live, {test['attack']} attack and {test['per_pai']} per species, "
              f"dev >= {dev['live']} live and {dev['attack']} attack: "
              + (f"{len(by_check['split_size'])} too small" if by_check["split_size"] else "all big enough")]
+    lines += nested(("split_size",))
     if result["with_metrics"] is not None:
         lines.append(f"learning: {result['with_metrics']} of {result['experiments']} experiments have "
                      "metrics; " + ("every intra-domain experiment reaches its AUC and every "
@@ -257,9 +264,7 @@ def summary_lines(result: dict, rules: dict) -> list[str]:
                                     else f"{len(by_check['intra_auc'])} intra-domain experiment(s) did not learn, "
                                          f"{len(by_check['cross_auc'])} cross-domain finding(s), "
                                          f"{len(by_check['missing'])} without metrics"))
-    titles = {"split_size": "split too small", "intra_auc": "did not learn",
-              "cross_auc": "cross-domain", "missing": "missing"}
-    lines += [f"  {titles[f.check]}: {f.subject}: {f.message}" for f in findings]
+        lines += nested(("intra_auc", "cross_auc", "missing"))
     if result.get("unseen"):
         lines.append("unseen attack species (test AUC against live; reported, not judged):")
         lines += [f"  {line}" for line in result["unseen"]]

@@ -116,6 +116,71 @@ def test_snakemake_report_shows_tables_plots_and_headline_numbers(snakemake_proj
         assert shown in html
 
 
+def indexed_split_counts(folder: Path, params: dict) -> dict[str, pd.Series]:
+    """`<dataset>.<protocol>.f<fold>.<split>` -> videos per PAI (`live` and each attack species) of
+    the grid's test and dev splits, counted with pandas from the index the main job wrote."""
+    counts = {}
+    for dataset in sorted({e.dataset for e in expand(params)}):
+        root = folder / "data/index" / dataset
+        manifest = pd.read_parquet(root / "manifest.parquet", columns=["dataset", "video_id", "pai"])
+        rows = (pd.read_parquet(root / "protocols.parquet")
+                .merge(manifest, on=["dataset", "video_id"])
+                .drop_duplicates(["protocol", "fold", "split", "dataset", "video_id"]))
+        for e in expand(params):
+            for split in ("test", "dev") if e.dataset == dataset else ():
+                chosen = rows[(rows.protocol == e.protocol) & (rows.fold == e.fold) & (rows.split == split)]
+                if len(chosen):
+                    counts[f"{dataset}.{e.protocol}.f{e.fold}.{split}"] = chosen.pai.value_counts()
+    return counts
+
+
+def shortfalls(per_pai: pd.Series, need: dict, test: bool) -> list[str]:
+    """What a split lacks against the verdict's minima, as `fas verdict` words it."""
+    live = int(per_pai.get("live", 0))
+    attacks = per_pai.drop("live", errors="ignore").sort_index()
+    short = [f"{n} {what} < {need[what]}" for n, what in ((live, "live"), (int(attacks.sum()), "attack"))
+             if n < need[what]]
+    return short + [f"{n} {pai} < {need['per_pai']}" for pai, n in attacks.items()
+                    if test and n < need["per_pai"]]
+
+
+def test_the_main_jobs_verdict_judges_the_built_grid(snakemake_project, tmp_path):
+    """`fas verdict`, which the report runs at the end of the main job, on the tiny grid's index and
+    metrics: the index page shows what it prints, every split is counted as the index holds it and
+    each under the demo's minima is named, and an AUC rule is judged on the metrics written."""
+    params = load_params(snakemake_project / "params.yaml")
+    judged = run(snakemake_project, "fas", "verdict", check=False)
+    assert judged.returncode == 1, judged.stdout + judged.stderr  # tiny splits: below the demo's minima
+    page = (snakemake_project / "results/index.md").read_text()
+    section = page.split("## Verdict and failures")[1].split("### Missing metrics")[0]
+    assert [line.replace("- ", "", 1) for line in section.strip().splitlines()] == judged.stdout.splitlines()
+
+    counts, minimum = indexed_split_counts(snakemake_project, params), params["verdict"]
+    assert f"splits: {len(counts)} test/dev splits counted" in judged.stdout
+    for name, per_pai in counts.items():
+        test = name.endswith(".test")
+        short = shortfalls(per_pai, minimum["test_min" if test else "dev_min"], test)
+        named = [line for line in judged.stdout.splitlines()
+                 if line.startswith(f"  split too small: {name}: ")]
+        assert named == ([f"  split too small: {name}: {'; '.join(short)}"] if short else []), name
+
+    eval_root = snakemake_project / "results/eval"
+    aucs = {e: json.loads((eval_root / e.path / "metrics.json").read_text())["test"]["auc"]
+            for e in expand(params)}
+    experiment, auc = next((e, auc) for e, auc in aucs.items() if 0.01 < auc < 0.99)  # room both sides
+    for min_auc, learned in ((round(auc - 0.001, 4), True), (round(auc + 0.001, 4), False)):
+        params["verdict"] = {**minimum, "test_min": {"live": 1, "attack": 1, "per_pai": 1},
+                             "dev_min": {"live": 1, "attack": 1}, "cross": {"min_auc": 0.0, "against": {}},
+                             "intra": [{"dataset": experiment.dataset, "protocol": experiment.protocol,
+                                        "method": experiment.method, "variants": [experiment.variant],
+                                        "min_auc": min_auc}]}
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        judged = run(snakemake_project, "fas", "verdict", "--params", str(tmp_path / "params.yaml"),
+                     check=False)
+        assert judged.returncode == (0 if learned else 1), judged.stdout + judged.stderr
+        assert (f"did not learn: {experiment.id}: test AUC {auc:.3f} < {min_auc}" in judged.stdout) != learned
+
+
 def test_after_snakemake_dvc_finds_everything_up_to_date(snakemake_project):
     """Snakemake recorded what it built in dvc.lock."""
     status, _ = timed(snakemake_project, "dvc", "status")

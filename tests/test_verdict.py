@@ -163,6 +163,16 @@ def test_cli_exits_1_and_prints_each_failure(tmp_path, capsys):
     assert "split too small: oulu: no index to count splits" in out
 
 
+def test_each_finding_is_listed_under_its_own_check():
+    findings = [verdict.Finding("intra_auc", "oulu.p1.f1.sdnet.static_rgb.s0", "test AUC 0.500 < 0.95"),
+                verdict.Finding("split_size", "oulu.p1.f1.test", "2 live < 20")]
+    result = {"findings": findings, "split_counts": {"oulu.p1.f1.test": {}}, "experiments": 1,
+              "with_metrics": 1}
+    lines = verdict.summary_lines(result, load_params()["verdict"])
+    assert [line.split(":")[0] for line in lines] == [
+        "splits", "  split too small", "learning", "  did not learn"]
+
+
 def test_unseen_species_are_reported_apart_and_the_seen_ones_checked_each():
     """CeFA P1 tests masks it never trains on: the learning check is each seen species' AUC."""
     params = load_params()
