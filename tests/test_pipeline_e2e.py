@@ -245,6 +245,15 @@ def wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 900) 
         time.sleep(0.02)
 
 
+def command_line(process) -> list[str]:
+    """A process's argv, or [] when it ended meanwhile (a zombie until its parent reaps it)."""
+    import psutil
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:  # ZombieProcess included
+        return []
+
+
 def test_kills_at_every_stage_are_survived_by_the_plain_command(snakemake_project,
                                                                tmp_path_factory):
     """SIGKILLs from the first job (3 s and 5 s into `fas track init`) to the moment training
@@ -275,7 +284,7 @@ def test_kills_at_every_stage_are_survived_by_the_plain_command(snakemake_projec
     time.sleep(3)
     init_command = ["track", "init", "--receipt", "results/mlflow/grid.json"]
     (init,) = [p for p in psutil.Process(job.pid).children(recursive=True)
-               if p.cmdline()[-4:] == init_command]
+               if command_line(p)[-4:] == init_command]
     init.kill()
     assert job.wait(timeout=600) != 0 and store_state() in ("absent", "complete")
     track_log.unlink()
