@@ -10,5 +10,5 @@ the ffmpeg and JPEG writers. The CeFA challenge release goes under
 `<cefa root>/challenge/` (see `cefa.py`).
 """
 
-GENERATOR_VERSION = "1.3"
+GENERATOR_VERSION = "1.5"
 DATASETS = ("cefa", "surf", "oulu", "siw", "replay", "msu", "casia_fasd")
