@@ -120,17 +120,18 @@ def indexed_split_counts(folder: Path, params: dict) -> dict[str, pd.Series]:
     """`<dataset>.<protocol>.f<fold>.<split>` -> videos per PAI (`live` and each attack species) of
     the grid's test and dev splits, counted with pandas from the index the main job wrote."""
     counts = {}
-    for dataset in sorted({e.dataset for e in expand(params)}):
+    folds = sorted({(e.dataset, e.protocol, e.fold) for e in expand(params)})
+    for dataset in sorted({dataset for dataset, _, _ in folds}):
         root = folder / "data/index" / dataset
         manifest = pd.read_parquet(root / "manifest.parquet", columns=["dataset", "video_id", "pai"])
         rows = (pd.read_parquet(root / "protocols.parquet")
                 .merge(manifest, on=["dataset", "video_id"])
                 .drop_duplicates(["protocol", "fold", "split", "dataset", "video_id"]))
-        for e in expand(params):
-            for split in ("test", "dev") if e.dataset == dataset else ():
-                chosen = rows[(rows.protocol == e.protocol) & (rows.fold == e.fold) & (rows.split == split)]
+        for _, protocol, fold in (key for key in folds if key[0] == dataset):
+            for split in ("test", "dev"):
+                chosen = rows[(rows.protocol == protocol) & (rows.fold == fold) & (rows.split == split)]
                 if len(chosen):
-                    counts[f"{dataset}.{e.protocol}.f{e.fold}.{split}"] = chosen.pai.value_counts()
+                    counts[f"{dataset}.{protocol}.f{fold}.{split}"] = chosen.pai.value_counts()
     return counts
 
 
